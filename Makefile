@@ -1,0 +1,41 @@
+# One entry point for humans and CI. Everything runs inside .venv, created on demand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CODEBOT := $(VENV)/bin/codebot
+STAMP := $(VENV)/.installed
+CODES_DB ?= $(abspath data/build/codes.sqlite)
+
+.PHONY: run test lint typecheck check bench build-data clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(CODES_DB): $(STAMP) $(wildcard bot/codes/*.py bot/codes/sources/*.py data/synonyms.tsv)
+	$(CODEBOT) data build --output $(CODES_DB)
+
+build-data: $(STAMP)
+	$(CODEBOT) data build --output $(CODES_DB)
+
+run: $(STAMP) $(CODES_DB)
+	$(CODEBOT) run
+
+test: $(STAMP) $(CODES_DB)
+	CODEBOT_CODES_DB=$(CODES_DB) $(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot adapters tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench: $(STAMP) $(CODES_DB)
+	CODEBOT_CODES_DB=$(CODES_DB) $(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) data/build .pytest_cache .mypy_cache .ruff_cache

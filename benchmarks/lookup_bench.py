@@ -1,0 +1,111 @@
+"""Exact lookup and "did you mean" speed of the code catalog.
+
+Run: `python -m benchmarks.lookup_bench` (uses CODEBOT_CODES_DB or data/build/codes.sqlite,
+building it into a temporary directory when neither exists). Targets: open well under a
+second, exact lookup p50 <= 0.2 ms, suggestion < 5 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bot.codes.catalog import CodeCatalog
+
+DEFAULT_DB = Path(__file__).resolve().parents[1] / "data" / "build" / "codes.sqlite"
+FIXED_CODES = [
+    "E11.9", "e119", "E11", "S72.001A", "T36.0X1A", "I10", "J44.9", "Z00.00", "B00",
+    "0DTJ4ZZ", "0dt", "BW03ZZZ", "A0425", "S0189", "-LT", "RT", "E08-E13", "E11.99", "ZZZZ",
+]  # fmt: skip
+TYPOS = ["E11.99", "S72001", "0DTJ4ZX", "A0426", "Z99.99", "S72.001Z", "R69X", "J44.8"]
+
+
+def _database() -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    """The database to measure, building a temporary one if none exists."""
+    given = os.environ.get("CODEBOT_CODES_DB")
+    for candidate in (Path(given) if given else None, DEFAULT_DB):
+        if candidate is not None and candidate.is_file():
+            return candidate, None
+    from bot.codes.build import build_code_db
+
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(tmp.name) / "codes.sqlite"
+    build_code_db(path, progress=lambda _line: None, search_index=False)
+    return path, tmp
+
+
+def _sample_codes(path: Path, n: int, seed: int = 7) -> list[str]:
+    """A reproducible mix of real codes from every system, as users would type them."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT code FROM codes WHERE kind NOT IN ('chapter','block','section','body_system')"
+        ).fetchall()
+    rng = random.Random(seed)
+    return [code for (code,) in rng.sample(rows, n)]
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/max in milliseconds."""
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 4),
+        "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 4),
+        "max_ms": round(ordered[-1] * 1000, 4),
+    }
+
+
+def run(n: int = 2000) -> dict[str, object]:
+    """Measure open, exact lookup and suggestion times; returns the figures."""
+    path, tmp = _database()
+    try:
+        started = time.perf_counter()
+        catalog = CodeCatalog.open(path)
+        open_ms = (time.perf_counter() - started) * 1000
+        codes = FIXED_CODES + _sample_codes(path, n)
+        for code in codes[:200]:
+            catalog.lookup(code)  # warm the OS page cache for a fair steady-state figure
+        lookups: list[float] = []
+        for code in codes:
+            t0 = time.perf_counter()
+            catalog.lookup(code)
+            lookups.append(time.perf_counter() - t0)
+        suggestions: list[float] = []
+        for typo in TYPOS * 20:
+            t0 = time.perf_counter()
+            catalog.suggest(typo)
+            suggestions.append(time.perf_counter() - t0)
+        catalog.close()
+        return {
+            "database": str(path),
+            "open_ms": round(open_ms, 3),
+            "lookup_count": len(lookups),
+            "lookup": _percentiles(lookups),
+            "suggest_count": len(suggestions),
+            "suggest": _percentiles(suggestions),
+        }
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def main() -> None:
+    """Print the figures."""
+    result = run()
+    print(f"database      {result['database']}")
+    print(f"open          {result['open_ms']} ms")
+    for name in ("lookup", "suggest"):
+        figures = result[name]
+        assert isinstance(figures, dict)
+        print(
+            f"{name:<13} p50 {figures['p50_ms']} ms  p95 {figures['p95_ms']} ms"
+            f"  max {figures['max_ms']} ms  (n={result[name + '_count']})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Run every benchmark in turn: `python -m benchmarks.run_all [NAME ...]`.
+
+Each `benchmarks/<name>_bench.py` module exposes `run() -> dict` and prints its own table.
+Modules not written yet are skipped, a failing one is reported and the rest still run, and a
+summary table lists each benchmark's status, time and headline figures at the end.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+# Order matters only for reading the output: cheap ones first.
+BENCHES: tuple[str, ...] = (
+    "lookup_bench",
+    "search_bench",
+    "quota_bench",
+    "slack_bench",
+    "discord_bench",
+)
+
+
+def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Scalar figures of a (nested) result dict as (dotted key, text) pairs."""
+    out: list[tuple[str, str]] = []
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, f"{name}."))
+        elif isinstance(value, bool):
+            out.append((name, "yes" if value else "no"))
+        elif isinstance(value, int | float):
+            out.append((name, f"{value}"))
+    return out
+
+
+def run_all(names: Sequence[str] = BENCHES) -> dict[str, dict[str, Any]]:
+    """Run the named benchmarks; returns {name: {"status", "seconds", "result"|"error"}}."""
+    report: dict[str, dict[str, Any]] = {}
+    for name in names:
+        module_name = f"benchmarks.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            report[name] = {"status": "missing", "seconds": 0.0}
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        started = time.perf_counter()
+        try:
+            module = importlib.import_module(module_name)
+            result = module.run()
+            status: dict[str, Any] = {"status": "ok", "result": result}
+        except Exception as exc:  # one broken bench must not stop the others
+            traceback.print_exc()
+            status = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        status["seconds"] = round(time.perf_counter() - started, 1)
+        report[name] = status
+    _print_summary(report)
+    return report
+
+
+def _print_summary(report: dict[str, dict[str, Any]]) -> None:
+    print("\n=== summary ===")
+    print(f"{'benchmark':<16} {'status':<8} {'seconds':>8}  figures")
+    for name, entry in report.items():
+        figures = ""
+        result = entry.get("result")
+        if isinstance(result, dict):
+            figures = ", ".join(f"{k}={v}" for k, v in _flatten(result)[:12])
+        elif "error" in entry:
+            figures = entry["error"][:120]
+        print(f"{name:<16} {entry['status']:<8} {entry['seconds']:>8}  {figures}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: optional bench names (with or without the `_bench` suffix)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    names = [a if a.endswith("_bench") else f"{a}_bench" for a in args] or list(BENCHES)
+    report = run_all(names)
+    return 1 if any(e["status"] == "failed" for e in report.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,573 @@
+"""`SqliteAccounts`: the `bot.ports.Accounts` implementation over one SQLite file.
+
+It charges quota (through `bot.quota.QuotaLedger`), keeps the team's lookup history and
+notes, and answers the free account and team commands: `/code quota`, `register`,
+`admin …`, `note`, `recent`, `stats`. Every answer is `Reply(kind=ReplyKind.INFO, …)`.
+
+Privacy: every team query is filtered by (platform, tenant) of the asking user, so one
+workspace/server never sees another's notes, history or stats; admin targets are always
+resolved inside the admin's own platform and tenant.
+
+Notes are stored as raw text (escaping is each adapter's job) after a defensive clean-up:
+NFKC, no control characters, no mention syntax and no mass mentions, bounded length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from bot.codes.normalize import normalize_code
+from bot.commands import MAX_NOTE_CHARS, Command, CommandKind
+from bot.config import ConfigError, Settings
+from bot.model import CodeSystem, Reply, ReplyKind, Request, UserRef
+from bot.plans import Period, Plan, PlanTable, lookups, month_start
+from bot.ports import Accounts, ChargeOutcome, LookupRecord, TeamNote
+from bot.quota import (
+    MAX_GRANT,
+    Clock,
+    PoolState,
+    QuotaLedger,
+    notice_text,
+    parse_timestamp,
+    timestamp,
+    utc_now,
+)
+from bot.store import Database
+
+logger = logging.getLogger(__name__)
+
+# resolve(code as typed) -> (system, display code), or None when it is not a code
+Resolve = Callable[[str], tuple[str, str] | None]
+
+RECENT_LIMIT = 20
+FLUSH_ROWS = 100  # lookup history rows per insert (9 parameters each, far below limits)
+FLUSH_SECONDS = 0.2
+TOP_LIMIT = 10
+MAX_TARGET_CHARS = 64
+TEAM_PLAN_OFF = frozenset({"none", "off", "remove", "clear"})
+
+# <@U123>, <@!123>, <@U123|name> (Slack legacy): the user id is the first group
+_USER_MENTION = re.compile(r"^<@!?([A-Za-z0-9_.\-]{1,64})(?:\|[^<>]*)?>$")
+# any mention-like syntax: <@…>, <#…>, <!…> (Slack <!channel>, Discord roles <@&…>)
+_MENTION_SYNTAX = re.compile(r"<\s*[@#!][^<>]*>")
+# mass mentions in plain text; neutralised with a zero-width space so they never ping
+_MASS_MENTION = re.compile(r"@(everyone|here|channel)", re.IGNORECASE)
+_ZWSP = "\u200b"
+_SPACES = re.compile(r"[ \t]+")
+
+
+def sanitize_note(raw: str, limit: int = MAX_NOTE_CHARS) -> str:
+    """Clean note text for storage; never raises.
+
+    NFKC first (so full-width `＠everyone` is caught), control characters become spaces,
+    mention syntax is removed until none is left (removal can join new `<…>` pairs), mass
+    mentions are broken with a zero-width space, and the result is cut to `limit`.
+    """
+    text = unicodedata.normalize("NFKC", raw[: limit * 8])
+    # ZWSP is kept: it is what neutralises mass mentions, so cleaning twice changes nothing
+    text = "".join(ch if ch.isprintable() or ch == _ZWSP else " " for ch in text)
+    previous = None
+    while previous != text:
+        previous = text
+        text = _MENTION_SYNTAX.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
+    text = _MASS_MENTION.sub(lambda match: f"@{_ZWSP}{match.group(1)}", text)
+    if len(text) > limit:
+        text = text[:limit].rstrip()
+    # a cut may split "@\u200b…" but never re-creates "@everyone": the ZWSP comes first
+    return text
+
+
+def normalize_target(raw: str) -> str | None:
+    """The user id an admin command names: `<@U123>`, `<@!123>`, `@name` or a bare id.
+
+    None for anything that is not a single user (role or channel mentions, empty, too long).
+    """
+    text = raw.strip()
+    match = _USER_MENTION.match(text)
+    if match:
+        return match.group(1)
+    if text.startswith("<"):
+        return None
+    text = text.removeprefix("@")
+    if not text or len(text) > MAX_TARGET_CHARS or any(ch.isspace() for ch in text):
+        return None
+    return text
+
+
+class SqliteAccounts:
+    """Quota, registration, admin controls and team data in one SQLite state file."""
+
+    def __init__(
+        self,
+        ledger: QuotaLedger,
+        admins: Sequence[str] = (),
+        resolve: Resolve | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self._db = ledger.db
+        self._admins = frozenset(admins)
+        self._resolve = resolve
+        self._known_names: dict[tuple[str, str, str], str] = {}
+        self._pending: list[tuple[str, ...]] = []  # lookup history not yet written
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_tasks: set[asyncio.Future[None]] = set()
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        now: Clock = utc_now,
+        resolve: Resolve | None = None,
+    ) -> SqliteAccounts:
+        """Open (create, migrate) `settings.state_path` with the `[quota]` plans and admins.
+
+        `now` is the clock (tests inject one); `resolve` maps a typed code to its
+        (system, display code) so notes are keyed exactly (without it, by the code key).
+        Raises ConfigError for a malformed `[quota]` table or database URL.
+        """
+        plans = PlanTable.from_config(settings.quota)
+        database = await Database.open(settings.state_path)
+        return cls(QuotaLedger(database, plans, now), settings.admins, resolve)
+
+    @property
+    def plans(self) -> PlanTable:
+        """The plan table in use."""
+        return self.ledger.plans
+
+    def cost(self, kind: str) -> int:
+        """What a paid answer of `kind` costs: "lookup" (per card), "search", "share"."""
+        return self.ledger.plans.cost(kind)
+
+    # ------------------------------------------------------------------ Accounts protocol
+
+    async def charge(self, user: UserRef, request_id: str, cost: int) -> ChargeOutcome:
+        """Charge `cost` for `request_id` once (atomic, idempotent per request id)."""
+        return await self.ledger.charge(user, request_id, cost)
+
+    async def refund(self, user: UserRef, request_id: str) -> None:
+        """Undo the charge of a request whose answer could not be produced."""
+        await self.ledger.refund(user, request_id)
+
+    async def record_lookups(self, request: Request, records: Sequence[LookupRecord]) -> None:
+        """Remember answered lookups for `/code recent` and `/code stats`.
+
+        Rows are buffered and written in one multi-row insert per batch (at most
+        FLUSH_SECONDS later, at FLUSH_ROWS rows, before any history read, and on close):
+        history is informational, and saving a commit per request is what keeps charged
+        lookups above 2,000/s. A crash may lose the last fraction of a second of history,
+        never a charge (charges are written before the answer, in their own statement).
+        """
+        if not records:
+            return
+        user = request.user
+        name = (user.display_name or user.user_id)[:100]
+        await self._remember_name(user, name)
+        now = timestamp(self.ledger.now())
+        for record in records:
+            self._pending.append(
+                (
+                    user.platform, user.tenant_id, user.user_id, name, record.system,
+                    record.code, record.title[:300], request.request_id, now,
+                )
+            )
+        if len(self._pending) >= FLUSH_ROWS:
+            await self.flush()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                FLUSH_SECONDS, self._flush_soon
+            )
+
+    def _flush_soon(self) -> None:
+        self._flush_timer = None
+        task = asyncio.ensure_future(self._flush_logged())
+        self._flush_tasks.add(task)  # keep a reference until done (asyncio holds weak ones)
+        task.add_done_callback(self._flush_tasks.discard)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("could not write the team lookup history")
+
+    async def flush(self) -> None:
+        """Write buffered lookup history now."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        while self._pending:
+            batch, self._pending = self._pending[:FLUSH_ROWS], self._pending[FLUSH_ROWS:]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
+            await self._db.execute(
+                "INSERT INTO lookups (platform, tenant, user_id, display_name, system, code, "
+                f"title, request_id, created_at) VALUES {values}",
+                [value for row in batch for value in row],
+            )
+
+    async def _remember_name(self, user: UserRef, name: str) -> None:
+        # the users row carries the display name for `admin usage`; write it only when it
+        # changes so the hot path stays one statement per request
+        key = (user.platform, user.tenant_id, user.user_id)
+        if self._known_names.get(key) == name:
+            return
+        await self._db.execute(
+            "INSERT INTO users (platform, tenant, user_id, display_name, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, tenant, user_id) "
+            "DO UPDATE SET display_name = excluded.display_name",
+            (*key, name[:100], timestamp(self.ledger.now())),
+        )
+        self._known_names[key] = name
+
+    async def team_notes(
+        self, user: UserRef, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], TeamNote]:
+        """Notes of the user's team on the given (system, display code) pairs."""
+        if not keys:
+            return {}
+        wanted = {(system, normalize_code(code)): (system, code) for system, code in keys}
+        code_keys = sorted({code_key for _, code_key in wanted})
+        marks = ", ".join("?" * len(code_keys))
+        rows = await self._db.fetchall(
+            "SELECT system, code_key, text, author_name FROM notes "
+            f"WHERE platform = ? AND tenant = ? AND code_key IN ({marks})",
+            (user.platform, user.tenant_id, *code_keys),
+        )
+        exact = {(row["system"], row["code_key"]): row for row in rows if row["system"]}
+        loose = {row["code_key"]: row for row in rows if not row["system"]}
+        notes: dict[tuple[str, str], TeamNote] = {}
+        for (system, code_key), original in wanted.items():
+            row = exact.get((system, code_key)) or loose.get(code_key)
+            if row is not None:
+                notes[original] = TeamNote(row["text"], row["author_name"])
+        return notes
+
+    async def handle(self, request: Request, command: Command) -> Reply:
+        """Answer the free account/team commands: quota, register, admin, note, recent, stats."""
+        kind = command.kind
+        if kind is CommandKind.QUOTA:
+            return await self._quota(request.user)
+        if kind is CommandKind.REGISTER:
+            return await self._register(request.user)
+        if kind is CommandKind.ADMIN:
+            return await self._admin(request, command.args)
+        if kind is CommandKind.NOTE:
+            return await self._note(request, command)
+        if kind is CommandKind.RECENT:
+            return await self._recent(request.user)
+        if kind is CommandKind.STATS:
+            return await self._stats(request.user)
+        return _info(f"`/code {kind.value}` is not an account command.", "Not available")
+
+    async def close(self) -> None:
+        """Write buffered history and close the state database."""
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
+
+    # ------------------------------------------------------------------ quota, register
+
+    async def _quota(self, user: UserRef) -> Reply:
+        status = await self.ledger.status(user)
+        now = self.ledger.now()
+        lines = [f"You have {_pool_line(status.own, now)}"]
+        if status.own.granted:
+            lines.append(f"That includes {lookups(status.own.granted)} granted by an admin.")
+        if status.team is not None:
+            lines.insert(0, f"Your team has {_pool_line(status.team, now)}")
+            lines.append("Lookups come from the team plan first, then from your own.")
+        if status.own.plan.name == self.plans.guest_plan and self.plans.register_bonus() > 0:
+            lines.append(
+                f"Register with `/code register` to get {self.plans.register_bonus():,} more."
+            )
+        return _info("\n".join(lines), "Your quota")
+
+    async def _register(self, user: UserRef) -> Reply:
+        result = await self.ledger.register(user)
+        status = await self.ledger.status(user)
+        line = notice_text(status.own.plan, status.own.remaining, self.ledger.now())
+        if result.already_registered:
+            return _info(f"You are already registered. {line}", "Already registered")
+        if result.plan.name != self.plans.registered_plan:
+            return _info(
+                f"You are registered, and keep your {result.plan.display} plan. {line}",
+                "Registered",
+            )
+        bonus = self.plans.register_bonus()
+        more = f" You get {bonus:,} more code lookup{'' if bonus == 1 else 's'}." if bonus else ""
+        return _info(f"You are registered.{more} {line}", "Registered")
+
+    # ------------------------------------------------------------------ admin
+
+    def is_admin(self, request: Request) -> bool:
+        """Adapter-verified admins, plus ids listed in the settings ("platform:tenant:user")."""
+        user = request.user
+        return request.is_admin or f"{user.platform}:{user.tenant_id}:{user.user_id}" in (
+            self._admins
+        )
+
+    async def _admin(self, request: Request, args: tuple[str, ...]) -> Reply:
+        action = args[0].lower() if args else ""
+        user = request.user
+        if not self.is_admin(request):
+            # ids only: never the message text, which could carry anything
+            logger.warning(
+                "refused admin command %r from non-admin %s:%s:%s",
+                action[:20], user.platform, user.tenant_id, user.user_id,
+            )
+            return _info(
+                "Only admins can use `/code admin` (workspace admins and owners on Slack, "
+                "members with Manage Server on Discord, `--admin` in the console).",
+                "Not allowed",
+            )
+        by = f"{user.platform}:{user.tenant_id}:{user.user_id}"
+        if action == "usage":
+            return await self._admin_usage(user)
+        if action == "grant" and len(args) == 3:
+            return await self._admin_grant(user, args[1], args[2], by)
+        if action == "plan" and len(args) == 3:
+            return await self._admin_plan(user, args[1], args[2], by)
+        return _info(
+            "Usage: /code admin grant @user N | admin grant team N | admin plan @user PLAN | "
+            "admin plan team PLAN | admin usage",
+            "Admin usage",
+        )
+
+    async def _admin_grant(self, user: UserRef, target_raw: str, amount_raw: str, by: str) -> Reply:
+        amount_text = amount_raw.replace(",", "").replace("_", "")
+        if not amount_text.isascii() or not amount_text.isdigit():
+            return _info(
+                f"A grant must be a whole number from 1 to {MAX_GRANT:,} (no negative grants).",
+                "Grant refused",
+            )
+        amount = int(amount_text)
+        team = target_raw.lower() == "team"
+        target = None if team else normalize_target(target_raw)
+        if not team and target is None:
+            return _info("Name one user: `/code admin grant @user 50`.", "Grant refused")
+        try:
+            pool = await self.ledger.grant(user, target, amount, by)
+        except ValueError as error:
+            return _info(f"Not granted: {error}.", "Grant refused")
+        logger.info("admin %s granted %d lookups to %s", by, amount, "team" if team else target)
+        who = "the team" if team else _mention(target or "")
+        left = notice_text(pool.plan, pool.remaining, self.ledger.now(), team=team)
+        return _info(f"Granted {lookups(amount)} to {who}. {left}", "Granted")
+
+    async def _admin_plan(self, user: UserRef, target_raw: str, plan_raw: str, by: str) -> Reply:
+        plan_name = plan_raw.lower()
+        team = target_raw.lower() == "team"
+        available = ", ".join(sorted(self.plans.plans))
+        if team and plan_name in TEAM_PLAN_OFF:
+            await self.ledger.set_team_plan(user, None)
+            logger.info("admin %s removed the team plan", by)
+            return _info(
+                "The team plan is removed: everyone uses their own allowance again.",
+                "Team plan removed",
+            )
+        plan = self.plans.get(plan_name)
+        if plan is None:
+            return _info(f"There is no plan called that. Plans: {available}.", "Unknown plan")
+        if team:
+            await self.ledger.set_team_plan(user, plan)
+            logger.info("admin %s set the team plan to %s", by, plan.name)
+            return _info(
+                f"The team is on the {plan.display} plan "
+                f"({_plan_size(plan)}, shared by all members, used before their own).",
+                "Team plan set",
+            )
+        target = normalize_target(target_raw)
+        if target is None:
+            return _info("Name one user: `/code admin plan @user pro`.", "Plan not set")
+        await self.ledger.set_user_plan(user, target, plan)
+        logger.info("admin %s set the plan of %s to %s", by, target, plan.name)
+        return _info(
+            f"{_mention(target)} is on the {plan.display} plan ({_plan_size(plan)}).",
+            "Plan set",
+        )
+
+    async def _admin_usage(self, user: UserRef) -> Reply:
+        since = month_start(self.ledger.now()).date().isoformat()
+        top = await self.ledger.top_users(user, TOP_LIMIT)
+        if not top:
+            return _info(f"No lookups charged since {since} (UTC).", "Usage")
+        lines = [f"Top users since {since} (UTC):"]
+        for rank, (user_id, name, total) in enumerate(top, start=1):
+            shown = f"{name} ({user_id})" if name and name != user_id else user_id
+            lines.append(f"{rank}. {shown}: {lookups(total)}")
+        return _info("\n".join(lines), "Usage")
+
+    # ------------------------------------------------------------------ notes
+
+    def _note_key(self, typed: str) -> tuple[str, str, str] | None:
+        """(system, code_key, display code) for a typed code; None when it is no code."""
+        if self._resolve is None:
+            key = normalize_code(typed)
+            # shown as typed (upper case); matched by key, in any code set
+            return ("", key, typed.strip().upper()[:12]) if key else None
+        resolved = self._resolve(typed)
+        if resolved is None:
+            return None
+        system, code = resolved
+        return system, normalize_code(code), code
+
+    async def _note(self, request: Request, command: Command) -> Reply:
+        if not command.codes:
+            return _info("Usage: /code note E11.9 TEXT (or /code note E11.9 delete)", "Note")
+        typed = command.codes[0].text
+        note_key = self._note_key(typed)
+        if note_key is None:
+            return _info(f"{typed[:20]} is not a valid code.", "Note not saved")
+        system, code_key, code = note_key
+        user = request.user
+        deleting = command.args == ("delete",)
+        text = "" if deleting else sanitize_note(command.text)
+        if not deleting and not text:
+            return _info("The note is empty.", "Note not saved")
+        admin = self.is_admin(request)
+        where = (user.platform, user.tenant_id, code_key, system)
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT author_id FROM notes WHERE platform = ? AND tenant = ? "
+                "AND code_key = ? AND system = ?",
+                where,
+            )
+            author = rows[0][0] if rows else None
+            if author is not None and author != user.user_id and not admin:
+                return _info(
+                    f"Only the note's author or an admin can change the team note on {code}.",
+                    "Note not changed",
+                )
+            if deleting:
+                if author is None:
+                    return _info(f"There is no team note on {code}.", "No note")
+                await tx.execute(
+                    "DELETE FROM notes WHERE platform = ? AND tenant = ? AND code_key = ? "
+                    "AND system = ?",
+                    where,
+                )
+                return _info(f"The team note on {code} is removed.", "Note removed")
+            await tx.execute(
+                "INSERT INTO notes (platform, tenant, system, code_key, code, text, author_id, "
+                "author_name, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (platform, tenant, code_key, system) DO UPDATE SET "
+                "text = excluded.text, code = excluded.code, author_id = excluded.author_id, "
+                "author_name = excluded.author_name, updated_at = excluded.updated_at",
+                (
+                    user.platform, user.tenant_id, system, code_key, code, text, user.user_id,
+                    (user.display_name or user.user_id)[:100], timestamp(self.ledger.now()),
+                ),
+            )
+        verb = "updated" if author is not None else "saved"
+        return _info(f"Team note on {code} {verb}: {text}", "Note saved")
+
+    # ------------------------------------------------------------------ recent, stats
+
+    async def _recent(self, user: UserRef) -> Reply:
+        await self.flush()
+        rows = await self._db.fetchall(
+            "SELECT display_name, system, code, title, created_at FROM lookups "
+            "WHERE platform = ? AND tenant = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user.platform, user.tenant_id, RECENT_LIMIT),
+        )
+        if not rows:
+            return _info("Your team has no lookups yet.", "Recent lookups")
+        lines = [f"Your team's last {len(rows)} lookups:"]
+        for row in rows:
+            when = parse_timestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
+            lines.append(
+                f"{when} UTC · {row['display_name']} · {row['code']} "
+                f"({_system_label(row['system'])}) {_clip(row['title'], 80)}"
+            )
+        return _info("\n".join(lines), "Recent lookups")
+
+    async def _stats(self, user: UserRef) -> Reply:
+        await self.flush()
+        now = self.ledger.now()
+        since = timestamp(month_start(now))
+        key = (user.platform, user.tenant_id, since)
+        usage = await self._db.fetchone(
+            "SELECT COALESCE(SUM(cost), 0), COUNT(DISTINCT user_id) FROM charges "
+            "WHERE platform = ? AND tenant = ? AND created_at >= ? AND allowed = 1",
+            key,
+        )
+        top = await self._db.fetchall(
+            "SELECT system, code, MAX(title), COUNT(*) AS n FROM lookups "
+            "WHERE platform = ? AND tenant = ? AND created_at >= ? "
+            "GROUP BY system, code ORDER BY n DESC, code LIMIT ?",
+            (*key, TOP_LIMIT),
+        )
+        total, people = (int(usage[0]), int(usage[1])) if usage else (0, 0)
+        month = month_start(now).date().isoformat()
+        lines = [
+            f"Team usage since {month} (UTC): {lookups(total)} by "
+            f"{people:,} {'person' if people == 1 else 'people'}."
+        ]
+        status = await self.ledger.status(user)
+        if status.team is not None:
+            lines.append(f"Team plan: {_pool_line(status.team, now)}")
+        if top:
+            lines.append("Most looked-up codes:")
+            for rank, row in enumerate(top, start=1):
+                lines.append(
+                    f"{rank}. {row[1]} ({_system_label(row[0])}) {_clip(row[2], 60)} "
+                    f"× {int(row[3]):,}"
+                )
+        return _info("\n".join(lines), "Team stats")
+
+
+async def open_accounts(
+    settings: Settings, *, now: Clock = utc_now, resolve: Resolve | None = None
+) -> Accounts:
+    """The Accounts implementation for `settings.database_url` (only sqlite:/// today).
+
+    A server database would add its scheme here, behind the same protocol.
+    """
+    if settings.database_url.startswith("sqlite:///"):
+        return await SqliteAccounts.open(settings, now=now, resolve=resolve)
+    raise ConfigError("CODEBOT_DATABASE_URL must look like sqlite:///path/to/state.sqlite")
+
+
+def _info(text: str, title: str) -> Reply:
+    return Reply(ReplyKind.INFO, text=text, title=title)
+
+
+def _pool_line(pool: PoolState, now: datetime) -> str:
+    remaining = pool.remaining
+    if remaining is None:
+        return f"unlimited code lookups ({pool.plan.display} plan)."
+    line = f"{lookups(remaining)} remaining ({pool.plan.display} plan, {pool.used:,} used"
+    line += " this month)." if pool.plan.resets_on(now) else ")."
+    resets = pool.plan.resets_on(now)
+    if resets is not None:
+        line += f" Resets {resets.isoformat()} (UTC)."
+    return line
+
+
+def _plan_size(plan: Plan) -> str:
+    if plan.limit is None:
+        return "unlimited"
+    per = " a month" if plan.period is Period.MONTHLY else ""
+    return f"{lookups(plan.limit)}{per}"
+
+
+def _mention(target: str) -> str:
+    # plain id, not <@id>: adapters escape "<" and ">", and a mention could ping
+    return f"user {target}"
+
+
+def _system_label(system: str) -> str:
+    try:
+        return CodeSystem(system).label
+    except ValueError:
+        return system
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

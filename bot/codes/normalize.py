@@ -1,0 +1,69 @@
+"""Code normalisation and shape rules, shared by the command parser and the catalog.
+
+Users type codes any way: `e119`, `E11.9`, ` e11.9 `, `-lt`. The lookup key is upper case
+with dots, spaces and a leading dash removed. Shapes decide whether a token is *probably* a
+code (it has a digit and fits a code-set pattern) or only *possibly* one (all letters, such
+as the PCS-shaped word `BLADDER` or the modifier-shaped `MS`): the service looks possible
+codes up and falls back to a word search when they are not codes.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+MAX_CODE_LENGTH = 8  # S72.001A with its dot
+
+_ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:[0-9A-Z]{1,4})?$")
+_ICD10PCS = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{6}$")
+_HCPCS = re.compile(r"^[A-V][0-9]{4}$")
+_CPT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTUM])$")
+_MODIFIER = re.compile(r"^[A-Z0-9]{2}$")
+_STRIP = re.compile(r"[.\s]")
+
+
+class CodeShape(StrEnum):
+    """How sure we are that a token is a code."""
+
+    CODE = "code"  # has a digit and fits a code-set pattern
+    MAYBE = "maybe"  # fits a pattern but is all letters (could be a word)
+    MODIFIER = "modifier"  # a two-character token (HCPCS/CPT modifier shape)
+    WORD = "word"  # not a code
+
+
+def normalize_code(raw: str) -> str:
+    """Return the lookup key of a typed code: upper case, no dots, spaces or leading dash."""
+    key = _STRIP.sub("", raw).upper()
+    return key.lstrip("-")
+
+
+def shape_of(token: str) -> CodeShape:
+    """Classify one whitespace-free token typed by a user."""
+    if len(token) > MAX_CODE_LENGTH + 1:
+        return CodeShape.WORD
+    if token.startswith("-") and len(token) == 3:
+        return CodeShape.MODIFIER if _MODIFIER.match(token[1:].upper()) else CodeShape.WORD
+    if (
+        token.count(".") > 1
+        or token.startswith(".")
+        or not all(ch.isascii() and (ch.isalnum() or ch == ".") for ch in token)
+    ):
+        return CodeShape.WORD
+    key = normalize_code(token)
+    if "." in token and not _ICD10CM.match(key):
+        return CodeShape.WORD
+    if _MODIFIER.match(key):
+        return CodeShape.MODIFIER
+    if not any(_pattern.match(key) for _pattern in (_ICD10CM, _ICD10PCS, _HCPCS, _CPT)):
+        return CodeShape.WORD
+    return CodeShape.CODE if any(ch.isdigit() for ch in key) else CodeShape.MAYBE
+
+
+def is_cpt_shaped(key: str) -> bool:
+    """True for a CPT-shaped key: five digits, or four digits and F/T/U/M."""
+    return bool(_CPT.match(key))
+
+
+def icd10cm_display(key: str) -> str:
+    """Display form of an ICD-10-CM key: a dot after the third character (E119 -> E11.9)."""
+    return key if len(key) <= 3 else f"{key[:3]}.{key[3:]}"

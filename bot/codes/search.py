@@ -1,0 +1,781 @@
+"""Typo-tolerant word search and autocomplete over every code set.
+
+Reads the tables written by `bot.codes.search_index` from the code database. Nothing is
+loaded when the engine is opened except a version check; the document arrays, the vocabulary
+and the synonyms are read on the first query (a few blobs, tens of milliseconds), and posting
+lists are decoded per token on demand and kept in a small LRU cache.
+
+How a query is answered:
+
+1. The text is tokenised exactly as the index was (folded, plural-stemmed, stopwords out).
+2. Synonym phrases ("heart attack", "htn", "appendectomy") give query *variants* in which the
+   phrase is replaced by its expansion; every variant is scored and a document keeps its best.
+3. Each term of a variant becomes alternatives: the token itself when it is in the
+   vocabulary, otherwise its nearest vocabulary tokens by `rapidfuzz` edit ratio. Fuzzy
+   matching runs only over the vocabulary (bucketed by first letter and length), never over
+   the descriptions.
+4. Candidates are documents holding every term (set intersection in C); when there are few,
+   documents missing one term, then any term, are added. Large candidate sets are cut to the
+   best documents by the static prior, which is simply the internal document number.
+5. A candidate's score is the IDF-weighted share of terms it matches (title beats inclusion
+   term/short title, exact beats fuzzy), with a penalty per missing term and per extra title
+   word (general before specific), a small bonus for billable codes and for the query's words
+   appearing adjacent and in order in the title, and penalties for terminated codes and for
+   navigation headers (chapters, blocks, sections).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sqlite3
+import threading
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+
+from bot.codes.normalize import normalize_code
+from bot.codes.search_index import (
+    FLAG_BILLABLE,
+    FLAG_GROUP,
+    FLAG_TERMINATED,
+    INDEX_VERSION,
+    STOPWORDS,
+    SYSTEM_INDEX,
+    fold,
+    raw_words,
+    stem,
+    tokenize,
+)
+from bot.model import CodeRef, CodeSystem, SearchHit
+
+MAX_QUERY_CHARS = 256  # longer input is cut: nobody types a paragraph into a code search
+MAX_TERMS = 10  # tokens per query after stopwords; the rest add cost and no precision
+MAX_LIMIT = 100
+CANDIDATE_CAP = 600  # documents scored per variant at most (the best by prior)
+RERANK_DEPTH = 40  # documents per variant that get the title adjacency check
+MAX_VARIANTS = 8
+CACHE_TOKENS = 384  # decoded posting lists kept in memory
+WARM_BUDGET = 1_000_000  # posting entries decoded by warm_up (~60 MB)
+TITLE_CACHE = 50_000  # tokenised titles kept for the adjacency check
+
+OTHER_FIELD_WEIGHT = 0.72  # short title / inclusion term match, relative to a title match
+MISSING_TERM_FACTOR = 0.55  # per query term a document does not contain
+EXTRA_WORD_PENALTY = 0.022  # per title word the query did not ask for (up to 14 words)
+BILLABLE_BONUS = 0.015
+ADJACENCY_BONUS = 0.05
+EXACT_TITLE_BONUS = 0.03
+SYNONYM_VARIANT_WEIGHT = 0.97
+DROPPED_TERM_FACTOR = 0.75  # per query word a variant had to leave out (unknown word)
+TERMINATED_FACTOR = 0.85
+GROUP_FACTOR = 0.8
+CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word matches
+FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
+DEPTH_PENALTY = 0.012  # per ICD-10-CM level below the category: general before specific
+PREFIX_BONUS = 0.03  # the title starts with the query's words ("Breast pump, manual")
+
+
+class SearchIndexError(RuntimeError):
+    """The database has no (or an incompatible) search index: rebuild it."""
+
+
+@dataclass(frozen=True)
+class _Postings:
+    """Decoded posting sets of one token."""
+
+    title: frozenset[int]
+    other: frozenset[int]
+    every: frozenset[int]
+    df: int
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One query term: its alternatives (postings, match quality) and its IDF weight."""
+
+    alts: tuple[tuple[_Postings, float], ...]
+    idf: float
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Synonym:
+    """One expansion of a synonym phrase: replacement tokens, or a code key."""
+
+    tokens: tuple[str, ...]
+    code: str = ""
+
+
+class _Loaded:
+    """Everything read lazily on first use."""
+
+    def __init__(self, conn: sqlite3.Connection, synonyms_text: str | None) -> None:
+        meta = dict(conn.execute("SELECT key, value FROM search_meta").fetchall())
+        self.doc_ids = array("I")
+        self.doc_ids.frombytes(meta["doc_ids"])
+        self.doc_tlen = bytes(meta["doc_tlen"])
+        self.doc_flags = bytes(meta["doc_flags"])
+        self.doc_depth = bytes(meta["doc_depth"])
+        self.n_docs = len(self.doc_ids)
+        vocab_text = meta["vocab"]
+        if isinstance(vocab_text, bytes):
+            vocab_text = vocab_text.decode("utf-8")
+        self.vocab: list[str] = vocab_text.split("\n") if vocab_text else []
+        self.vocab_set = frozenset(self.vocab)
+        # Fuzzy candidates are bucketed by first letter: a typo in the first letter is rare,
+        # and the bucket is ~1/20 of the vocabulary, which keeps rapidfuzz well under 1 ms.
+        self.buckets: dict[str, list[str]] = {}
+        for tok in self.vocab:
+            if tok.isalpha() and len(tok) >= 3:
+                self.buckets.setdefault(tok[0], []).append(tok)
+        text = synonyms_text if synonyms_text is not None else meta.get("synonyms", "")
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        self.synonyms = parse_synonyms(text)
+        self.max_phrase = max((len(k) for k in self.synonyms), default=1)
+        self.system_sets: dict[int, frozenset[int]] = {}
+
+    def system_set(self, index: int) -> frozenset[int]:
+        """Internal numbers of one code set's documents (built once per set, on demand)."""
+        found = self.system_sets.get(index)
+        if found is None:
+            flags = self.doc_flags
+            found = frozenset(i for i in range(self.n_docs) if flags[i] & 3 == index)
+            self.system_sets[index] = found
+        return found
+
+
+def parse_synonyms(text: str) -> dict[tuple[str, ...], tuple[_Synonym, ...]]:
+    """Parse the synonyms file format (see data/synonyms.tsv): phrase TAB expansions.
+
+    Expansions are separated by `|`; an expansion `@CODE` names a code directly. Phrases and
+    expansions are tokenised like the index, so plurals and case do not matter.
+    """
+    out: dict[tuple[str, ...], list[_Synonym]] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or "\t" not in line:
+            continue
+        phrase, _, rest = line.partition("\t")
+        key = tuple(tokenize(phrase))
+        if not key:
+            continue
+        for part in rest.split("|"):
+            part = part.strip()
+            if not part:
+                continue
+            if part.startswith("@"):
+                code = normalize_code(part[1:])
+                if code:
+                    out.setdefault(key, []).append(_Synonym((), code))
+                continue
+            tokens = tuple(tokenize(part))
+            if tokens and tokens != key:
+                out.setdefault(key, []).append(_Synonym(tokens))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+class SearchEngine:
+    """Word search and autocomplete over the code database's search index.
+
+    Thread-safe: one lock serialises database access and the caches; a query takes a few
+    milliseconds, so callers on an event loop may call it directly.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        owns_connection: bool = False,
+        synonyms_text: str | None = None,
+    ) -> None:
+        self._conn = conn
+        self._owns = owns_connection
+        self._synonyms_text = synonyms_text
+        self._lock = threading.RLock()
+        self._loaded: _Loaded | None = None
+        self._cache: OrderedDict[str, _Postings | None] = OrderedDict()
+        self._title_words: dict[int, tuple[str, ...]] = {}
+        try:
+            row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
+        except sqlite3.Error as exc:
+            raise SearchIndexError(
+                "the code database has no search index; rebuild it (codebot data build)"
+            ) from exc
+        version = row[0] if row else None
+        if isinstance(version, bytes):
+            version = version.decode()
+        if version != INDEX_VERSION:
+            raise SearchIndexError(
+                f"search index version {version!r} != {INDEX_VERSION!r}; rebuild the database"
+            )
+
+    @classmethod
+    def open(
+        cls, source: sqlite3.Connection | str | Path, *, synonyms_text: str | None = None
+    ) -> SearchEngine:
+        """Open the engine on a connection or on a database path (opened read-only).
+
+        `synonyms_text` overrides the synonyms stored in the database (for trying edits to
+        data/synonyms.tsv without a rebuild).
+        """
+        if isinstance(source, sqlite3.Connection):
+            return cls(source, synonyms_text=synonyms_text)
+        path = Path(source)
+        if not path.exists():
+            raise SearchIndexError(f"code database not found: {path}")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            return cls(conn, owns_connection=True, synonyms_text=synonyms_text)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection if the engine opened it."""
+        if self._owns:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ loading helpers
+
+    def _state(self) -> _Loaded:
+        if self._loaded is None:
+            self._loaded = _Loaded(self._conn, self._synonyms_text)
+        return self._loaded
+
+    def warm_up(self, budget: int = WARM_BUDGET) -> None:
+        """Load the lazy parts now and decode the commonest posting lists.
+
+        For long-running servers: the first queries then skip the decoding of big lists
+        ("approach", "fracture"), a few milliseconds each. `budget` caps the number of
+        decoded entries (about 60 bytes each in memory).
+        """
+        with self._lock:
+            self._state()
+            rows = self._conn.execute(
+                "SELECT token, df FROM search_postings ORDER BY df DESC LIMIT ?", (CACHE_TOKENS,)
+            ).fetchall()
+            used = 0
+            for token, df in rows:
+                if used + df > budget:
+                    continue
+                used += df
+                self._postings(token)
+
+    def _postings(self, token: str) -> _Postings | None:
+        cache = self._cache
+        if token in cache:
+            cache.move_to_end(token)
+            return cache[token]
+        row = self._conn.execute(
+            "SELECT df, title_ids, other_ids FROM search_postings WHERE token = ?", (token,)
+        ).fetchone()
+        found: _Postings | None = None
+        if row is not None:
+            title = array("I")
+            title.frombytes(row[1])
+            other = array("I")
+            other.frombytes(row[2])
+            tset = frozenset(title)
+            oset = frozenset(other)
+            found = _Postings(tset, oset, tset | oset if oset else tset, int(row[0]))
+        cache[token] = found
+        if len(cache) > CACHE_TOKENS:
+            cache.popitem(last=False)
+        return found
+
+    def _posting_arrays(self, token: str) -> tuple[array[int], array[int]]:
+        """Raw sorted posting arrays (title, other) of a token, for autocomplete merging."""
+        row = self._conn.execute(
+            "SELECT title_ids, other_ids FROM search_postings WHERE token = ?", (token,)
+        ).fetchone()
+        title = array("I")
+        other = array("I")
+        if row is not None:
+            title.frombytes(row[0])
+            other.frombytes(row[1])
+        return title, other
+
+    def _fuzzy(self, state: _Loaded, token: str) -> list[tuple[str, float]]:
+        """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1."""
+        if len(token) < 4 or not token.isalpha():
+            return []
+        bucket = state.buckets.get(token[0], [])
+        spread = 1 if len(token) <= 5 else 2
+        choices = [t for t in bucket if abs(len(t) - len(token)) <= spread]
+        cutoff = 80.0 if len(token) <= 6 else 78.0
+        found = process.extract(token, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=6)
+        if not found:
+            return []
+        best = found[0][1]
+        out: list[tuple[str, float]] = []
+        for choice, score, _ in found:
+            if score < best - 6:
+                continue
+            out.append((choice, (score / 100.0) ** 2))
+        # Among equally close words prefer the commoner one (the likelier intent).
+        out.sort(key=lambda cq: -cq[1])
+        return out[:3]
+
+    def _alternatives(
+        self, state: _Loaded, token: str, allow_fuzzy: bool
+    ) -> list[tuple[str, float]]:
+        """Vocabulary tokens standing for one query token: itself, else fuzzy matches."""
+        if token in state.vocab_set:
+            return [(token, 1.0)]
+        if not allow_fuzzy:
+            return []
+        return [(choice, quality * FUZZY_FACTOR) for choice, quality in self._fuzzy(state, token)]
+
+    def _term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
+        """Postings and IDF of one query term given its alternative tokens."""
+        alts: list[tuple[_Postings, float]] = []
+        names: list[str] = []
+        for tok, quality in alts_in:
+            post = self._postings(tok)
+            if post is not None:
+                alts.append((post, quality))
+                names.append(tok)
+        if not alts:
+            return None
+        df = max(p.df for p, _ in alts)
+        idf = math.log(1.0 + state.n_docs / max(df, 1))
+        return _Term(tuple(alts), idf, tuple(names))
+
+    # ------------------------------------------------------------------ search
+
+    def search(
+        self, query: str, system: CodeSystem | str | None = None, limit: int = 10
+    ) -> list[SearchHit]:
+        """Best codes for a free-text query, best first (at most `limit`).
+
+        Never raises for odd input (empty, huge, emoji, control characters): such queries
+        simply return fewer or no hits.
+        """
+        if not isinstance(query, str) or limit <= 0:
+            return []
+        limit = min(limit, MAX_LIMIT)
+        sys_index = _system_index(system)
+        if sys_index == -1:
+            return []
+        tokens = tokenize(query[:MAX_QUERY_CHARS])[:MAX_TERMS]
+        if not tokens:
+            return []
+        with self._lock:
+            state = self._state()
+            scores = self._score_query(state, tokens, sys_index)
+            if not scores:
+                return []
+            best = heapq.nlargest(limit, scores.items(), key=lambda kv: (kv[1], -kv[0]))
+            return self._hits(state, best)
+
+    def _score_query(
+        self, state: _Loaded, tokens: list[str], sys_index: int | None
+    ) -> dict[int, float]:
+        variants, code_keys = self._variants(state, tokens)
+        scores: dict[int, float] = {}
+        allowed = state.system_set(sys_index) if sys_index is not None else None
+        for slots, weight in variants:
+            terms: list[_Term] = []
+            dropped = 0
+            for alts in slots:
+                term = self._term(state, alts) if alts else None
+                if term is None:
+                    dropped += 1
+                else:
+                    terms.append(term)
+            if not terms:
+                continue
+            factor = weight * DROPPED_TERM_FACTOR**dropped
+            for doc, score in self._score_variant(state, terms, allowed).items():
+                s = score * factor
+                if s > scores.get(doc, 0.0):
+                    scores[doc] = s
+        for key, coverage in code_keys:
+            for doc in self._docs_for_key(state, key):
+                if allowed is not None and doc not in allowed:
+                    continue
+                s = CODE_TARGET_SCORE * coverage
+                if s > scores.get(doc, 0.0):
+                    scores[doc] = s
+        return scores
+
+    def _variants(
+        self, state: _Loaded, tokens: list[str]
+    ) -> tuple[list[tuple[list[list[tuple[str, float]]], float]], list[tuple[str, float]]]:
+        """Query variants (lists of term alternatives) and codes named directly by synonyms.
+
+        Unknown words are spelling-corrected first, so that "diabtes" still reaches the
+        synonyms of "diabetes"; a word that is itself a synonym key ("htn") is left alone.
+        """
+        syn = state.synonyms
+        syn_words = {w for key in syn for w in key}
+        slots: list[list[tuple[str, float]]] = []
+        surface: list[str] = []
+        for tok in tokens:
+            alts = self._alternatives(state, tok, allow_fuzzy=tok not in syn_words)
+            slots.append(alts)
+            surface.append(alts[0][0] if alts else tok)
+        matches: list[tuple[int, int, tuple[_Synonym, ...]]] = []
+        i = 0
+        while i < len(surface):
+            for n in range(min(state.max_phrase, len(surface) - i), 0, -1):
+                found = syn.get(tuple(surface[i : i + n]))
+                if found:
+                    matches.append((i, i + n, found))
+                    i += n
+                    break
+            else:
+                i += 1
+        variants: list[tuple[list[list[tuple[str, float]]], float]] = [(slots, 1.0)]
+        codes: list[tuple[str, float]] = []
+        for start, end, expansions in matches:
+            quality = min((slots[j][0][1] if slots[j] else 1.0) for j in range(start, end))
+            coverage = (end - start) / len(tokens)
+            for exp in expansions:
+                if exp.code:
+                    codes.append((exp.code, coverage * quality))
+                    continue
+                new = slots[:start] + _exact_slots(exp.tokens, quality) + slots[end:]
+                variants.append((new, SYNONYM_VARIANT_WEIGHT))
+        if len(matches) > 1:
+            # Every phrase replaced by its first word expansion at once.
+            combined = list(slots)
+            for start, end, expansions in reversed(matches):
+                words = [e for e in expansions if not e.code]
+                if words:
+                    combined[start:end] = _exact_slots(words[0].tokens, 1.0)
+            variants.append((combined, SYNONYM_VARIANT_WEIGHT))
+        return variants[:MAX_VARIANTS], codes
+
+    def _docs_for_key(self, state: _Loaded, key: str) -> list[int]:
+        ids = [r[0] for r in self._conn.execute("SELECT id FROM codes WHERE key = ?", (key,))]
+        if not ids:
+            return []
+        wanted = set(ids)
+        # A code named by a synonym is rare; the linear scan runs only then.
+        return [n for n, cid in enumerate(state.doc_ids) if cid in wanted]
+
+    def _score_variant(
+        self, state: _Loaded, terms: list[_Term], allowed: frozenset[int] | None
+    ) -> dict[int, float]:
+        alls: list[frozenset[int]] = []
+        for term in terms:
+            if len(term.alts) == 1:
+                alls.append(term.alts[0][0].every)
+            else:
+                alls.append(frozenset().union(*(p.every for p, _ in term.alts)))
+        by_size = sorted(alls, key=len)
+        full: set[int] | frozenset[int] = by_size[0].intersection(*by_size[1:])
+        if allowed is not None:
+            full = full & allowed
+        candidates: set[int] = set(_best(full, CANDIDATE_CAP))
+        if len(candidates) < 40 and len(terms) > 1:
+            for skip in range(len(alls)):
+                rest = [s for j, s in enumerate(alls) if j != skip]
+                rest.sort(key=len)
+                part = rest[0].intersection(*rest[1:])
+                if allowed is not None:
+                    part = part & allowed
+                candidates.update(_best(part, 300))
+            if len(candidates) < 40:
+                for s in by_size:
+                    part = s & allowed if allowed is not None else s
+                    candidates.update(_best(part, 200))
+        if not candidates:
+            return {}
+
+        total_idf = sum(t.idf for t in terms)
+        n_terms = len(terms)
+        tlen = state.doc_tlen
+        flags = state.doc_flags
+        depth = state.doc_depth
+        other_w = OTHER_FIELD_WEIGHT
+        # Flatten to plain tuples: attribute lookups dominate this loop otherwise.
+        flat = [(term.idf, [(p.title, p.other, q) for p, q in term.alts]) for term in terms]
+        scored: list[tuple[float, int]] = []
+        for doc in candidates:
+            matched = 0.0
+            hits = 0
+            title_hits = 0
+            for idf, alts in flat:
+                best = 0.0
+                in_title = False
+                for title_set, other_set, quality in alts:
+                    if doc in title_set:
+                        if not in_title or quality > best:
+                            best = quality
+                        in_title = True
+                    elif not in_title and doc in other_set and quality * other_w > best:
+                        best = quality * other_w
+                if best:
+                    matched += idf * best
+                    hits += 1
+                    if in_title:
+                        title_hits += 1
+            score = matched / total_idf
+            if hits < n_terms:
+                score *= MISSING_TERM_FACTOR ** (n_terms - hits)
+            extra = tlen[doc] - title_hits
+            if extra > 0:
+                score *= 1.0 - EXTRA_WORD_PENALTY * min(extra, 14)
+            if depth[doc]:
+                score *= 1.0 - DEPTH_PENALTY * depth[doc]
+            f = flags[doc]
+            if f & FLAG_BILLABLE:
+                score += BILLABLE_BONUS
+            if f & FLAG_TERMINATED:
+                score *= TERMINATED_FACTOR
+            if f & FLAG_GROUP:
+                score *= GROUP_FACTOR
+            scored.append((score, doc))
+        top = heapq.nlargest(RERANK_DEPTH, scored, key=lambda sd: (sd[0], -sd[1]))
+        return self._rerank(state, terms, top)
+
+    def _rerank(
+        self, state: _Loaded, terms: Sequence[_Term], top: list[tuple[float, int]]
+    ) -> dict[int, float]:
+        """Bonus for the query's words adjacent and in order in the title."""
+        out = {doc: score for score, doc in top}
+        if not top:
+            return out
+        words_of = self._title_words
+        missing = [state.doc_ids[doc] for _, doc in top if doc not in words_of]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            by_id = dict(
+                self._conn.execute(f"SELECT id, title FROM codes WHERE id IN ({marks})", missing)
+            )
+            for _, doc in top:
+                if doc not in words_of:
+                    words_of[doc] = tuple(tokenize(by_id.get(state.doc_ids[doc], "")))
+            if len(words_of) > TITLE_CACHE:
+                # Crude but bounded: start over rather than track recency per title.
+                keep = {doc: words_of[doc] for _, doc in top}
+                words_of.clear()
+                words_of.update(keep)
+        query_alts = [set(t.tokens) for t in terms]
+        pairs = len(terms) - 1
+        for score, doc in top:
+            words = words_of.get(doc, ())
+            if not words:
+                continue
+            adjacent = 0
+            for k in range(pairs):
+                first, second = query_alts[k], query_alts[k + 1]
+                if any(words[j] in first and words[j + 1] in second for j in range(len(words) - 1)):
+                    adjacent += 1
+            bonus = ADJACENCY_BONUS * adjacent / pairs if pairs else 0.0
+            if len(words) >= len(terms) and all(
+                w in alts for w, alts in zip(words, query_alts, strict=False)
+            ):
+                bonus += PREFIX_BONUS
+                if len(words) == len(terms):
+                    bonus += EXACT_TITLE_BONUS
+            out[doc] = score + bonus
+        return out
+
+    def _hits(self, state: _Loaded, best: list[tuple[int, float]]) -> list[SearchHit]:
+        ids = [state.doc_ids[doc] for doc, _ in best]
+        rows = self._fetch(ids)
+        hits: list[SearchHit] = []
+        for doc, score in best:
+            row = rows.get(state.doc_ids[doc])
+            if row is None:
+                continue
+            system, code, title, billable = row
+            hits.append(SearchHit(CodeSystem(system), code, title, round(score, 4), bool(billable)))
+        return hits
+
+    def _fetch(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str, int]]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {
+            r[0]: (r[1], r[2], r[3], r[4])
+            for r in self._conn.execute(
+                f"SELECT id, system, code, title, billable FROM codes WHERE id IN ({marks})",
+                list(ids),
+            )
+        }
+
+    # ------------------------------------------------------------------ autocomplete
+
+    def autocomplete(self, prefix: str, limit: int = 25) -> list[CodeRef]:
+        """Suggestions while a user types: codes starting with a code prefix ("E11",
+        "0DT") or codes whose words start with the typed word prefixes ("diab typ").
+
+        At most `limit` (≤ 25, Discord's cap) results; never raises for odd input.
+        """
+        if not isinstance(prefix, str):
+            return []
+        limit = max(0, min(limit, 25))
+        text = prefix[:MAX_QUERY_CHARS].strip()
+        if not text or limit == 0:
+            return []
+        with self._lock:
+            state = self._state()
+            out: list[CodeRef] = []
+            words = text.split()
+            if len(words) == 1 and _code_like(words[0]):
+                out = self._code_prefix(normalize_code(words[0]), limit)
+                if len(out) >= limit or any(ch.isdigit() for ch in words[0]):
+                    return out[:limit]
+            seen = {(r.system, r.code) for r in out}
+            if tuple(tokenize(text)) in state.synonyms:
+                # The whole input is a known abbreviation or lay term ("htn", "heart
+                # attack"): its expansion beats words that merely start with it.
+                for hit in self.search(text, limit=min(limit, 10)):
+                    out.append(CodeRef(hit.system, hit.code, hit.title, hit.billable))
+                    seen.add((hit.system, hit.code))
+            for ref in self._word_prefix(state, text, limit):
+                if (ref.system, ref.code) not in seen:
+                    out.append(ref)
+                    seen.add((ref.system, ref.code))
+                    if len(out) >= limit:
+                        return out
+            if len(text) >= 3:
+                # Few prefix matches: the full search adds synonyms and spelling
+                # ("broken ar" -> fractures of the arm, "pnuemonia").
+                for hit in self.search(text, limit=limit):
+                    if (hit.system, hit.code) not in seen:
+                        out.append(CodeRef(hit.system, hit.code, hit.title, hit.billable))
+                        seen.add((hit.system, hit.code))
+                        if len(out) >= limit:
+                            break
+            return out
+
+    def _code_prefix(self, key: str, limit: int) -> list[CodeRef]:
+        if not key:
+            return []
+        # A letters-only token (a modifier such as "RT", or a word) matches exact keys only:
+        # a range scan for "R" would list every R code before any word match.
+        if key.isalpha():
+            sql = "SELECT system, code, title, billable FROM codes WHERE key = ? LIMIT ?"
+            rows = self._conn.execute(sql, (key, limit)).fetchall()
+        else:
+            sql = (
+                "SELECT system, code, title, billable FROM codes WHERE key >= ? AND key < ?"
+                " AND kind NOT IN ('chapter', 'block', 'section', 'body_system')"
+                " ORDER BY key, system LIMIT ?"
+            )
+            rows = self._conn.execute(sql, (key, key + "\U0010ffff", limit)).fetchall()
+        return [CodeRef(CodeSystem(s), c, t, bool(b)) for s, c, t, b in rows]
+
+    def _prefix_tokens(self, prefix: str, cap: int = 48) -> list[str]:
+        """The commonest vocabulary tokens starting with `prefix` (folded, and stemmed).
+
+        A one-letter prefix matches too much to be useful, so it needs at least two letters.
+        """
+        prefix = fold(prefix)
+        if len(prefix) < 2:
+            return []
+        out: list[str] = []
+        for form in sorted({prefix, stem(prefix)}, key=len):
+            rows = self._conn.execute(
+                "SELECT token FROM search_postings WHERE token >= ? AND token < ?"
+                " ORDER BY df DESC LIMIT ?",
+                (form, form + "\U0010ffff", cap),
+            )
+            out.extend(r[0] for r in rows if r[0] not in out)
+        return out[:cap]
+
+    def _word_prefix(self, state: _Loaded, text: str, limit: int) -> list[CodeRef]:
+        words = raw_words(text)[:MAX_TERMS]
+        if not words:
+            return []
+        last = words[-1]
+        full = [stem(w) for w in words[:-1] if w not in STOPWORDS]
+        sets: list[frozenset[int]] = []
+        for tok in full:
+            # Earlier words may be prefixes too ("diab typ"; "diab" is also a word of its
+            # own in HCPCS short titles): every word starting with it, else the nearest
+            # spelling.
+            alts = [(t, 1.0) for t in self._prefix_tokens(tok, cap=24)]
+            if not alts:
+                alts = self._alternatives(state, tok, allow_fuzzy=True)
+            term = self._term(state, alts) if alts else None
+            if term is None:
+                continue  # an unknown whole word should not empty the list
+            sets.append(frozenset().union(*(p.every for p, _ in term.alts)))
+        prefixes = self._prefix_tokens(last)
+        if not prefixes and last in STOPWORDS:
+            prefixes = []
+        fixed: frozenset[int] | None = None
+        if sets:
+            sets.sort(key=len)
+            fixed = sets[0].intersection(*sets[1:])
+        picked: list[int] = []
+        if prefixes:
+            arrays = [self._posting_arrays(tok) for tok in prefixes]
+            # Title matches first, then short-title/inclusion-term matches; within each,
+            # ascending internal number = the static generality order.
+            for which in (0, 1):
+                streams = [a[which] for a in arrays if len(a[which])]
+                picked_set = set(picked)
+                for doc in _merge_unique(streams):
+                    if doc in picked_set:
+                        continue
+                    if fixed is not None and doc not in fixed:
+                        continue
+                    picked.append(doc)
+                    picked_set.add(doc)
+                    if len(picked) >= limit:
+                        break
+                if len(picked) >= limit:
+                    break
+        elif fixed is not None:
+            picked = heapq.nsmallest(limit, fixed)
+        ids = [state.doc_ids[d] for d in picked[:limit]]
+        rows = self._fetch(ids)
+        out: list[CodeRef] = []
+        for cid in ids:
+            row = rows.get(cid)
+            if row is not None:
+                out.append(CodeRef(CodeSystem(row[0]), row[1], row[2], bool(row[3])))
+        return out
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _system_index(system: CodeSystem | str | None) -> int | None:
+    """Index of a system filter; -1 for an unknown name (no results rather than all)."""
+    if system is None or system == "":
+        return None
+    return SYSTEM_INDEX.get(str(system).lower(), -1)
+
+
+def _best(docs: Iterable[int] | frozenset[int] | set[int], n: int) -> list[int]:
+    """The `n` smallest internal numbers: the best documents by the static prior."""
+    if isinstance(docs, set | frozenset) and len(docs) <= n:
+        return list(docs)
+    return heapq.nsmallest(n, docs)
+
+
+def _exact_slots(tokens: Iterable[str], quality: float) -> list[list[tuple[str, float]]]:
+    """Term slots for synonym expansion words (exact tokens, no fuzzing)."""
+    return [[(tok, quality)] for tok in tokens]
+
+
+def _code_like(token: str) -> bool:
+    """Could this single typed token be (the start of) a code or modifier?"""
+    key = normalize_code(token)
+    return (
+        2 <= len(key) <= 8
+        and key.isascii()
+        and key.isalnum()
+        and (any(ch.isdigit() for ch in key) or len(key) == 2)
+    )
+
+
+def _merge_unique(streams: list[array[int]]) -> Iterable[int]:
+    """Ascending merge of sorted posting arrays, without repeats."""
+    last = -1
+    for doc in heapq.merge(*streams):
+        if doc != last:
+            last = doc
+            yield doc

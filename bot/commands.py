@@ -1,0 +1,224 @@
+"""Parse the text of a `/code …` message into a Command.
+
+The parser is pure and total: any string (empty, 10 KB, emoji, control characters, SQL,
+mention syntax) gives a Command and never raises. Adapters may pass the text with or
+without the leading `/code` and with the bot mention already removed or not.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.codes.normalize import CodeShape, shape_of
+from bot.model import CodeSystem
+
+MAX_INPUT_CHARS = 500  # longer messages are refused: no medical code query needs more
+MAX_CODES_PER_REQUEST = 10
+MAX_NOTE_CHARS = 500
+
+# <@U123>, <@!123>, <#C1|x>, <!channel>, <!here>, <!subteam^S1> (Slack and Discord syntax)
+_MENTION = re.compile(r"<[@#!][^<>]{0,80}>")
+_COMMAND_PREFIX = re.compile(r"^\s*/?code\b", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_SYSTEM_NAMES = {
+    "icd10cm": CodeSystem.ICD10CM,
+    "icd-10-cm": CodeSystem.ICD10CM,
+    "icd10": CodeSystem.ICD10CM,
+    "cm": CodeSystem.ICD10CM,
+    "icd10pcs": CodeSystem.ICD10PCS,
+    "icd-10-pcs": CodeSystem.ICD10PCS,
+    "pcs": CodeSystem.ICD10PCS,
+    "hcpcs": CodeSystem.HCPCS,
+    "cpt": CodeSystem.CPT,
+}
+
+
+class CommandKind(StrEnum):
+    """Every command of the grammar (DESIGN.md §3)."""
+
+    LOOKUP = "lookup"
+    SEARCH = "search"
+    SHARE = "share"
+    RECENT = "recent"
+    STATS = "stats"
+    NOTE = "note"
+    REGISTER = "register"
+    QUOTA = "quota"
+    HELP = "help"
+    ADMIN = "admin"
+    INVALID = "invalid"
+
+
+FREE_COMMANDS = frozenset(
+    {
+        CommandKind.HELP,
+        CommandKind.QUOTA,
+        CommandKind.REGISTER,
+        CommandKind.ADMIN,
+        CommandKind.INVALID,
+        CommandKind.RECENT,
+        CommandKind.STATS,
+        CommandKind.NOTE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class CodeToken:
+    """A code as typed, with how sure the parser is that it is a code."""
+
+    text: str
+    shape: CodeShape
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed message.
+
+    LOOKUP/SHARE: `codes`. SEARCH: `query`, optional `system`. NOTE: `codes` (one) and
+    `text` (empty text with `args == ("delete",)` removes the note). ADMIN: `args`, e.g.
+    ("grant", "<@U1>", "50"), ("plan", "team", "unlimited"), ("usage",).
+    INVALID: `text` is the message for the user.
+    """
+
+    kind: CommandKind
+    codes: tuple[CodeToken, ...] = ()
+    query: str = ""
+    system: CodeSystem | None = None
+    text: str = ""
+    args: tuple[str, ...] = ()
+
+    @property
+    def is_free(self) -> bool:
+        """Free commands never cost quota."""
+        return self.kind in FREE_COMMANDS
+
+
+def clean_text(raw: str, *, keep_mentions: bool = False) -> str:
+    """Normalise user text: NFKC, no control characters, single spaces, no mention syntax.
+
+    `keep_mentions` keeps `<@U123>` user mentions (admin commands name their target so).
+    """
+    text = unicodedata.normalize("NFKC", raw[: MAX_INPUT_CHARS * 4])
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not keep_mentions:
+        text = _MENTION.sub(" ", text)
+    text = text.replace("@everyone", " ").replace("@here", " ")
+    return _SPACE.sub(" ", text).strip()
+
+
+def parse(raw: str) -> Command:
+    """Parse one message into a Command. Never raises."""
+    if len(raw) > MAX_INPUT_CHARS * 4:
+        return _too_long()
+    text = clean_text(_COMMAND_PREFIX.sub("", raw, count=1))
+    if len(text) > MAX_INPUT_CHARS:
+        return _too_long()
+    if not text:
+        return Command(CommandKind.HELP)
+    words = text.split(" ")
+    head = words[0].lower()
+    rest = words[1:]
+    if head in ("help", "?", "usage") and not rest:
+        return Command(CommandKind.HELP)
+    if head in ("quota", "recent", "stats", "register") and not rest:
+        return Command(CommandKind(head))
+    if head == "search":
+        return _parse_search(rest)
+    if head == "share":
+        return _parse_codes(rest, CommandKind.SHARE, "Usage: /code share E11.9")
+    if head in ("modifier", "mod") and len(rest) == 1:
+        return _parse_codes(rest, CommandKind.LOOKUP, "Usage: /code modifier LT")
+    if head == "note":
+        return _parse_note(rest)
+    if head == "admin":
+        return _parse_admin(
+            clean_text(_COMMAND_PREFIX.sub("", raw, count=1), keep_mentions=True).split(" ")[1:]
+        )
+    return _parse_lookup_or_search(words, text)
+
+
+def _too_long() -> Command:
+    return Command(
+        CommandKind.INVALID,
+        text=f"That message is too long. Send a code or up to {MAX_INPUT_CHARS} characters.",
+    )
+
+
+def _parse_search(rest: list[str]) -> Command:
+    system = None
+    if rest and rest[0].lower() in _SYSTEM_NAMES:
+        system = _SYSTEM_NAMES[rest[0].lower()]
+        rest = rest[1:]
+    query = " ".join(rest)
+    if not query:
+        return Command(
+            CommandKind.INVALID,
+            text="Usage: /code search [icd10cm|icd10pcs|hcpcs|cpt] WORDS "
+            "(e.g. /code search hcpcs knee brace)",
+        )
+    return Command(CommandKind.SEARCH, query=query, system=system)
+
+
+def _parse_codes(rest: list[str], kind: CommandKind, usage: str) -> Command:
+    tokens = [CodeToken(word, shape_of(word)) for word in rest]
+    if not tokens or any(token.shape is CodeShape.WORD for token in tokens):
+        return Command(CommandKind.INVALID, text=usage)
+    if len(tokens) > MAX_CODES_PER_REQUEST:
+        return Command(
+            CommandKind.INVALID,
+            text=f"Up to {MAX_CODES_PER_REQUEST} codes at once, please.",
+        )
+    if kind is CommandKind.SHARE and len(tokens) != 1:
+        return Command(CommandKind.INVALID, text=usage)
+    return Command(kind, codes=tuple(tokens))
+
+
+def _parse_note(rest: list[str]) -> Command:
+    usage = "Usage: /code note E11.9 TEXT (or /code note E11.9 delete)"
+    if not rest or shape_of(rest[0]) is CodeShape.WORD:
+        return Command(CommandKind.INVALID, text=usage)
+    token = CodeToken(rest[0], shape_of(rest[0]))
+    body = " ".join(rest[1:]).strip()
+    if not body:
+        return Command(CommandKind.INVALID, text=usage)
+    if body.lower() in ("delete", "remove", "clear"):
+        return Command(CommandKind.NOTE, codes=(token,), args=("delete",))
+    if len(body) > MAX_NOTE_CHARS:
+        return Command(
+            CommandKind.INVALID, text=f"Notes are limited to {MAX_NOTE_CHARS} characters."
+        )
+    return Command(CommandKind.NOTE, codes=(token,), text=body)
+
+
+def _parse_admin(rest: list[str]) -> Command:
+    usage = (
+        "Usage: /code admin grant @user N | admin plan @user PLAN | "
+        "admin plan team PLAN | admin usage"
+    )
+    args = tuple(rest)
+    if not args:
+        return Command(CommandKind.INVALID, text=usage)
+    action = args[0].lower()
+    if action == "usage" and len(args) == 1:
+        return Command(CommandKind.ADMIN, args=("usage",))
+    if action in ("grant", "plan") and len(args) == 3:
+        return Command(CommandKind.ADMIN, args=(action, args[1], args[2]))
+    return Command(CommandKind.INVALID, text=usage)
+
+
+def _parse_lookup_or_search(words: list[str], text: str) -> Command:
+    tokens = [CodeToken(word, shape_of(word)) for word in words]
+    if all(token.shape is not CodeShape.WORD for token in tokens):
+        if len(tokens) > MAX_CODES_PER_REQUEST:
+            return Command(
+                CommandKind.INVALID,
+                text=f"Up to {MAX_CODES_PER_REQUEST} codes at once, please.",
+            )
+        # "ms", "bladder": code-shaped words are looked up first; the service searches
+        # the whole text instead when none of them is a code.
+        return Command(CommandKind.LOOKUP, codes=tuple(tokens), query=text)
+    return Command(CommandKind.SEARCH, query=text)

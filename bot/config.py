@@ -1,0 +1,123 @@
+"""Settings: read once at start-up from the environment and an optional `codebot.toml`.
+
+Nothing else in codebot reads the environment; components receive a `Settings` (or the
+part of it they need). Environment variables win over the TOML file.
+
+`codebot.toml` (all keys optional):
+
+    codes_db = "data/build/codes.sqlite"
+    database_url = "sqlite:///var/state.sqlite"
+    admins = ["slack:T1:U123", "discord:G1:42"]   # extra admins: platform:tenant:user
+
+    [quota]            # see bot/plans.py for the plan table
+    ...
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CODES_DB = PROJECT_ROOT / "data" / "build" / "codes.sqlite"
+DEFAULT_STATE_DIR = PROJECT_ROOT / "var"
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the setting, never its value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting codebot has. Secrets are excluded from `repr`."""
+
+    codes_db: Path = DEFAULT_CODES_DB
+    database_url: str = f"sqlite:///{DEFAULT_STATE_DIR / 'state.sqlite'}"
+    admins: tuple[str, ...] = ()
+    quota: Mapping[str, Any] = field(default_factory=dict)
+    slack_bot_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_app_token: str = field(default="", repr=False)
+    slack_api_url: str = ""
+    discord_token: str = field(default="", repr=False)
+    discord_api_url: str = ""
+    discord_gateway_url: str = ""
+    discord_shard_count: int | None = None
+    log_level: str = "INFO"
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Slack runs when its bot token and either a signing secret or app token are set."""
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def discord_enabled(self) -> bool:
+        """Discord runs when its token is set."""
+        return bool(self.discord_token)
+
+    @property
+    def state_path(self) -> Path:
+        """Filesystem path of the SQLite state database from `database_url`."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            raise ConfigError("CODEBOT_DATABASE_URL must look like sqlite:///path/to/state.sqlite")
+        return Path(self.database_url[len(prefix) :])
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (CLI flags, tests)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, toml_path: Path | None = None) -> Settings:
+        """Read `codebot.toml` (CODEBOT_CONFIG or ./codebot.toml) and then the environment."""
+        env = dict(os.environ) if env is None else env
+        if toml_path is None:
+            configured = env.get("CODEBOT_CONFIG")
+            toml_path = Path(configured) if configured else Path("codebot.toml")
+        file_values: dict[str, Any] = {}
+        if toml_path.is_file():
+            try:
+                file_values = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+                raise ConfigError(f"{toml_path} is not valid TOML: {error}") from None
+        return cls.from_env(env, file_values)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], file_values: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Build settings from a TOML mapping overridden by environment variables."""
+        values = dict(file_values or {})
+
+        def pick(name: str, key: str, default: str = "") -> str:
+            return str(env.get(name) or values.get(key) or default)
+
+        shards = pick("DISCORD_SHARD_COUNT", "discord_shard_count")
+        if shards and not shards.isdigit():
+            raise ConfigError("DISCORD_SHARD_COUNT must be a whole number")
+        admins = values.get("admins", [])
+        if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+            raise ConfigError("admins in codebot.toml must be a list of strings")
+        env_admins = [a for a in env.get("CODEBOT_ADMINS", "").split(",") if a.strip()]
+        quota = values.get("quota", {})
+        if not isinstance(quota, dict):
+            raise ConfigError("[quota] in codebot.toml must be a table")
+        return cls(
+            codes_db=Path(pick("CODEBOT_CODES_DB", "codes_db", str(DEFAULT_CODES_DB))),
+            database_url=pick("CODEBOT_DATABASE_URL", "database_url", cls.database_url),
+            admins=tuple(a.strip() for a in [*admins, *env_admins]),
+            quota=quota,
+            slack_bot_token=pick("SLACK_BOT_TOKEN", "slack_bot_token"),
+            slack_signing_secret=pick("SLACK_SIGNING_SECRET", "slack_signing_secret"),
+            slack_app_token=pick("SLACK_APP_TOKEN", "slack_app_token"),
+            slack_api_url=pick("SLACK_API_URL", "slack_api_url"),
+            discord_token=pick("DISCORD_TOKEN", "discord_token"),
+            discord_api_url=pick("DISCORD_API_URL", "discord_api_url"),
+            discord_gateway_url=pick("DISCORD_GATEWAY_URL", "discord_gateway_url"),
+            discord_shard_count=int(shards) if shards else None,
+            log_level=pick("CODEBOT_LOG_LEVEL", "log_level", "INFO").upper(),
+        )

@@ -1,0 +1,112 @@
+"""Interfaces between the lookup service and the state it keeps (quotas, team data).
+
+`LookupService` only talks to these protocols, so the SQLite implementation in
+`bot/accounts.py` can be swapped for a server database without touching the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bot.commands import Command
+    from bot.model import CodeCard, CodeRef, CodeSystem, Reply, Request, SearchHit, UserRef
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    """The result of charging one request.
+
+    `allowed` false means the quota is used up: the answer must carry no code content and
+    `refusal` says so and how to get more. `notice` is the quota line shown on every paid
+    answer ("5 code lookups remaining (registered plan)."). `replayed` is true when this
+    request id was already charged before (a retry): it was not charged again.
+    """
+
+    allowed: bool
+    notice: str
+    refusal: str = ""
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class LookupRecord:
+    """What one answered lookup was, for the team's recent list and stats."""
+
+    system: str
+    code: str
+    title: str
+
+
+@dataclass(frozen=True)
+class TeamNote:
+    """A team's note on a code, shown on that code's card to that team only."""
+
+    text: str
+    author: str
+
+
+class Accounts(Protocol):
+    """Quota charging and team state, keyed by (platform, tenant, user)."""
+
+    def cost(self, kind: str) -> int:
+        """What a paid answer of `kind` costs: "lookup" (per card), "search", "share"."""
+        ...
+
+    async def charge(self, user: UserRef, request_id: str, cost: int) -> ChargeOutcome:
+        """Charge `cost` for `request_id` once (atomic, idempotent per request id)."""
+        ...
+
+    async def refund(self, user: UserRef, request_id: str) -> None:
+        """Undo the charge of a request whose answer could not be produced."""
+        ...
+
+    async def record_lookups(self, request: Request, records: Sequence[LookupRecord]) -> None:
+        """Remember answered lookups for `/code recent` and `/code stats`."""
+        ...
+
+    async def team_notes(
+        self, user: UserRef, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], TeamNote]:
+        """Notes of the user's team on the given (system, code) pairs."""
+        ...
+
+    async def handle(self, request: Request, command: Command) -> Reply:
+        """Answer the free account/team commands: quota, register, admin, note, recent, stats."""
+        ...
+
+    async def close(self) -> None:
+        """Release database connections."""
+        ...
+
+
+class CodeLookup(Protocol):
+    """Exact lookup over the built code database (bot/codes/catalog.py)."""
+
+    def lookup(self, raw: str) -> list[CodeCard]:
+        """Every card whose key matches the typed code (several systems may match)."""
+        ...
+
+    def suggest(self, raw: str, limit: int = 5) -> list[CodeRef]:
+        """Close valid codes for a code that does not exist."""
+        ...
+
+    def has_cpt(self) -> bool:
+        """True when a licensed CPT file has been imported."""
+        ...
+
+
+class CodeSearch(Protocol):
+    """Word search over every code set (bot/codes/search.py)."""
+
+    def search(
+        self, query: str, system: CodeSystem | None = None, limit: int = 10
+    ) -> list[SearchHit]:
+        """Best matches for the words, best first."""
+        ...
+
+    def autocomplete(self, prefix: str, limit: int = 25) -> list[CodeRef]:
+        """Codes matching what the user has typed so far."""
+        ...

@@ -1,0 +1,115 @@
+"""Reply -> plain text, for the console, `codebot ask` and platform fallback text."""
+
+from __future__ import annotations
+
+from bot.model import CodeCard, CptInfo, NotFound, Reply, ReplyItem, ReplyKind, SearchHit
+
+NOTE_LABELS = {
+    "inclusion_terms": "Inclusion terms",
+    "includes": "Includes",
+    "excludes1": "Excludes1",
+    "excludes2": "Excludes2",
+    "code_first": "Code first",
+    "use_additional_code": "Use additional code",
+    "code_also": "Code also",
+    "notes": "Notes",
+    "seven_chr_note": "7th character",
+    "seven_chr_def": "7th characters",
+    "processing_note": "Processing note",
+}
+MAX_CHILDREN_SHOWN = 20
+MAX_NOTE_LINES = 6
+
+
+def render_text(reply: Reply) -> str:
+    """The whole reply as plain text, notice last."""
+    parts: list[str] = []
+    if reply.kind is ReplyKind.SEARCH:
+        parts.append(_render_search(reply))
+    elif reply.kind is ReplyKind.CARDS:
+        parts.extend(render_item(item) for item in reply.items)
+    elif reply.text:
+        parts.append(reply.text)
+    if reply.notice:
+        parts.append(reply.notice)
+    return "\n\n".join(part for part in parts if part)
+
+
+def render_item(item: ReplyItem) -> str:
+    """One card, not-found notice, CPT notice or search hit as text."""
+    if isinstance(item, CodeCard):
+        return render_card(item)
+    if isinstance(item, NotFound):
+        lines = [item.message]
+        lines.extend(f"  {ref.code}  {ref.title}" for ref in item.suggestions)
+        return "\n".join(lines)
+    if isinstance(item, CptInfo):
+        return render_cpt_info(item)
+    return f"{item.code}  {item.title}"
+
+
+def billing_status(card: CodeCard) -> str:
+    """`billable`, `not billable (category)`, `modifier`, `TERMINATED 2025-12-31`…"""
+    if card.status == "terminated":
+        ended = card.effective.get("terminated", "")
+        return f"TERMINATED {ended}".strip()
+    if card.kind == "modifier":
+        return "modifier"
+    if card.billable:
+        return "billable"
+    return f"not billable ({card.kind.replace('_', ' ')})"
+
+
+def render_card(card: CodeCard) -> str:
+    """A code card as text."""
+    lines = [f"{card.code} · {card.system.label} · {billing_status(card)}", card.title]
+    if card.short_title and card.short_title.lower() != card.title.lower():
+        lines.append(f"Short: {card.short_title}")
+    if card.parents:
+        lines.append("Hierarchy: " + " › ".join(f"{p.code} {p.title}" for p in card.parents))
+    for label, value in card.attributes:
+        lines.append(f"{label}: {value}")
+    if card.children:
+        total = max(card.children_total, len(card.children))
+        lines.append(f"Children ({total}):")
+        lines.extend(
+            f"  {child.code}  {child.title}{'' if child.billable else ' (header)'}"
+            for child in card.children[:MAX_CHILDREN_SHOWN]
+        )
+        if total > MAX_CHILDREN_SHOWN:
+            lines.append(f"  … and {total - MAX_CHILDREN_SHOWN} more")
+    for key, values in card.notes.items():
+        if not values:
+            continue
+        label = NOTE_LABELS.get(key, key.replace("_", " ").capitalize())
+        shown = list(values[:MAX_NOTE_LINES])
+        more = len(values) - len(shown)
+        lines.append(f"{label}: " + "; ".join(shown) + (f"; … and {more} more" if more else ""))
+    dates = [f"{name} {value}" for name, value in card.effective.items() if value]
+    if dates:
+        lines.append("Dates: " + ", ".join(dates))
+    if card.team_note:
+        author = f" ({card.team_note_author})" if card.team_note_author else ""
+        lines.append(f"Team note{author}: {card.team_note}")
+    return "\n".join(lines)
+
+
+def render_cpt_info(item: CptInfo) -> str:
+    """What we may say about a CPT code without a licensed file."""
+    return (
+        f"{item.code} is a CPT® code ({item.section}, {item.range_label}).\n"
+        "CPT® descriptors are licensed by the AMA and no licensed CPT file is loaded. "
+        "An admin can load one with `codebot data import-cpt FILE`."
+    )
+
+
+def _render_search(reply: Reply) -> str:
+    hits = [item for item in reply.items if isinstance(item, SearchHit)]
+    if not hits:
+        return f"No codes match \u201c{reply.text}\u201d. Try other words or a code."
+    lines = [reply.title or f"Codes matching \u201c{reply.text}\u201d:"]
+    for number, hit in enumerate(hits, start=1):
+        label = hit.system.label
+        flag = "" if hit.billable else " (header)"
+        lines.append(f"{number}. {hit.code}  {hit.title}{flag}  [{label}]")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Turn typed code tokens into reply items: cards, CPT notices or not-found with suggestions.
+
+Shared by the chat service and the `codebot lookup` CLI so both answer the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.codes.cpt_ranges import section_for
+from bot.codes.normalize import CodeShape, is_cpt_shaped, normalize_code
+from bot.commands import CodeToken
+from bot.model import CodeCard, CptInfo, NotFound, ReplyItem
+from bot.ports import CodeLookup
+
+MAX_SUGGEST_INPUT = 12  # longer strings are not typos of a code: do not search for neighbours
+
+
+class CodeResolver:
+    """Resolves code tokens against the catalog. Pure reads; never charges."""
+
+    def __init__(self, catalog: CodeLookup) -> None:
+        self._catalog = catalog
+
+    def items(self, tokens: Sequence[CodeToken]) -> list[ReplyItem]:
+        """One or more items per token: every match, else a CPT notice, else not-found."""
+        items: list[ReplyItem] = []
+        for token in tokens:
+            items.extend(self.resolve(token) or [self.not_found(token.text)])
+        return items
+
+    def items_or_none(self, tokens: Sequence[CodeToken]) -> list[ReplyItem] | None:
+        """Like `items`, but None when every token was a word that only looked like a code."""
+        items: list[ReplyItem] = []
+        weak_misses = 0
+        for token in tokens:
+            found = self.resolve(token)
+            if not found and token.shape in (CodeShape.MAYBE, CodeShape.MODIFIER):
+                weak_misses += 1
+            items.extend(found or [self.not_found(token.text)])
+        if tokens and weak_misses == len(tokens):
+            return None
+        return items
+
+    def resolve(self, token: CodeToken) -> list[ReplyItem]:
+        """Cards matching the token (modifiers first for -LT), or a CPT notice, or nothing."""
+        if token.shape is CodeShape.WORD:
+            return []
+        cards: list[ReplyItem] = list(self._catalog.lookup(token.text))
+        if token.shape is CodeShape.MODIFIER:
+            modifiers = [c for c in cards if isinstance(c, CodeCard) and c.kind == "modifier"]
+            cards = list(modifiers) or cards
+        if cards:
+            return cards
+        key = normalize_code(token.text)
+        if is_cpt_shaped(key) and not self._catalog.has_cpt():
+            section, range_label = section_for(key)
+            return [CptInfo(code=key, section=section, range_label=range_label)]
+        return []
+
+    def not_found(self, typed: str) -> NotFound:
+        """`X is not a valid code.` with up to 5 close valid codes."""
+        shown = normalize_code(typed)[:MAX_SUGGEST_INPUT] or "That"
+        suggestions = tuple(self._catalog.suggest(typed)) if len(typed) <= MAX_SUGGEST_INPUT else ()
+        message = f"{shown} is not a valid code."
+        if suggestions:
+            message += " Did you mean one of these?"
+        return NotFound(query=shown, message=message, suggestions=suggestions)

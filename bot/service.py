@@ -1,0 +1,226 @@
+"""LookupService: the whole chat behaviour, platform-neutral. Request in, Reply out.
+
+Order of work for a paid command: compute the answer (read-only, fast), then charge the
+quota once for the request id, then attach team data. The answer is computed before the
+charge so a failure never costs the user anything, and a charge whose answer then fails
+is refunded.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+
+from bot.commands import Command, CommandKind, parse
+from bot.model import (
+    Action,
+    CodeCard,
+    CodeRef,
+    CodeSystem,
+    CptInfo,
+    NotFound,
+    Reply,
+    ReplyItem,
+    ReplyKind,
+    Request,
+    SearchHit,
+)
+from bot.ports import Accounts, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.resolver import CodeResolver
+
+log = logging.getLogger(__name__)
+
+SEARCH_LIMIT = 10
+AUTOCOMPLETE_LIMIT = 25
+
+HELP_TEXT = """\
+codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
+(and CPT® once an admin loads a licensed file).
+• /code E11.9 — look a code up (several at once: /code E11.9 I10 A0425; case and dots don't matter)
+• /code E11 — a category: not billable, with its children
+• /code -LT or /code modifier LT — HCPCS modifiers
+• /code knee brace — search by words (typos are fine)
+• /code search icd10cm knee — search one code set (icd10cm, icd10pcs, hcpcs, cpt)
+• /code share E11.9 — post a code to the channel
+• /code recent · /code stats — the team's recent lookups and usage
+• /code note E11.9 TEXT — a team note on a code (/code note E11.9 delete removes it)
+• /code quota · /code register — what you have left, and 5 more lookups free
+• /code admin grant @user 50 | admin plan @user pro | admin plan team unlimited | admin usage"""
+
+
+class LookupService:
+    """Answers every chat command. Adapters call `handle`; nothing here is platform-specific."""
+
+    def __init__(self, catalog: CodeLookup, search: CodeSearch, accounts: Accounts) -> None:
+        self._catalog = catalog
+        self._search = search
+        self._accounts = accounts
+        self._resolver = CodeResolver(catalog)
+
+    async def handle(self, request: Request) -> Reply:
+        """Answer one request. Never raises: unexpected failures become an ERROR reply."""
+        try:
+            command = parse(request.text)
+            if not request.request_id:
+                request = replace(request, request_id=f"auto-{uuid.uuid4().hex}")
+            return await self._dispatch(request, command)
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
+            return Reply(
+                ReplyKind.ERROR,
+                text=f"Sorry, something went wrong on our side (ref {reference}). "
+                "Please try again.",
+                title="Error",
+            )
+
+    def autocomplete(self, prefix: str, limit: int = AUTOCOMPLETE_LIMIT) -> list[CodeRef]:
+        """Codes matching a partly typed query; free of quota. Never raises."""
+        try:
+            text = prefix.strip()[:100]
+            return self._search.autocomplete(text, limit=limit) if text else []
+        except Exception:
+            log.exception("autocomplete failed")
+            return []
+
+    async def close(self) -> None:
+        """Release the state database."""
+        await self._accounts.close()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _dispatch(self, request: Request, command: Command) -> Reply:
+        kind = command.kind
+        if kind is CommandKind.HELP:
+            return Reply(ReplyKind.INFO, text=HELP_TEXT, title="codebot help")
+        if kind is CommandKind.INVALID:
+            return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
+        if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+            items = self._resolver.items_or_none(command.codes)
+            if items is None and command.query:
+                return await self._search_reply(request, command.query, None)
+            if items is None:
+                items = self._resolver.items(command.codes)
+            return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
+        if kind is CommandKind.SEARCH:
+            return await self._search_reply(request, command.query, command.system)
+        if kind is CommandKind.NOTE:
+            return await self._note_reply(request, command)
+        return await self._accounts.handle(request, command)
+
+    # ------------------------------------------------------------------ lookup
+
+    async def _cards_reply(self, request: Request, items: list[ReplyItem], *, share: bool) -> Reply:
+        cards = [item for item in items if isinstance(item, CodeCard)]
+        title = ", ".join(_card_label(item) for item in items[:5])
+        if not cards:
+            return Reply(ReplyKind.CARDS, items=tuple(items), title=title)
+        cost = self._accounts.cost("share" if share else "lookup") * len(cards)
+        outcome = await self._accounts.charge(request.user, request.request_id, cost)
+        if not outcome.allowed:
+            return Reply(
+                ReplyKind.EXHAUSTED,
+                text=outcome.refusal,
+                notice=outcome.notice,
+                title="No code lookups left",
+            )
+        try:
+            notes = await self._accounts.team_notes(
+                request.user, [(card.system.value, card.code) for card in cards]
+            )
+            with_notes = tuple(
+                _with_note(item, notes) if isinstance(item, CodeCard) else item for item in items
+            )
+            if not outcome.replayed:
+                await self._accounts.record_lookups(
+                    request, [LookupRecord(c.system.value, c.code, c.title) for c in cards]
+                )
+        except Exception:
+            await self._accounts.refund(request.user, request.request_id)
+            raise
+        actions = (
+            ()
+            if share
+            else tuple(
+                Action("share", f"share {card.code}", f"Share {card.code}") for card in cards[:5]
+            )
+        )
+        return Reply(
+            ReplyKind.CARDS,
+            items=with_notes,
+            notice=outcome.notice,
+            actions=actions,
+            public=share,
+            title=title,
+        )
+
+    # ------------------------------------------------------------------ search
+
+    async def _search_reply(self, request: Request, query: str, system: CodeSystem | None) -> Reply:
+        if system is CodeSystem.CPT and not self._catalog.has_cpt():
+            return Reply(ReplyKind.INFO, text=_CPT_NOT_LOADED, title="CPT® not loaded")
+        hits: Sequence[SearchHit] = self._search.search(query, system=system, limit=SEARCH_LIMIT)
+        shown_query = query[:100]
+        if not hits:
+            return Reply(
+                ReplyKind.SEARCH,
+                text=shown_query,
+                title=f"No codes match \u201c{shown_query}\u201d",
+            )
+        cost = self._accounts.cost("search")
+        outcome = await self._accounts.charge(request.user, request.request_id, cost)
+        if not outcome.allowed:
+            return Reply(
+                ReplyKind.EXHAUSTED,
+                text=outcome.refusal,
+                notice=outcome.notice,
+                title="No code lookups left",
+            )
+        actions = tuple(Action("show", hit.code, hit.code) for hit in hits)
+        return Reply(
+            ReplyKind.SEARCH,
+            items=tuple(hits),
+            text=shown_query,
+            notice=outcome.notice,
+            actions=actions,
+            title=f"Codes matching \u201c{shown_query}\u201d",
+        )
+
+    # ------------------------------------------------------------------ notes
+
+    async def _note_reply(self, request: Request, command: Command) -> Reply:
+        """A note must name a real code: resolve it here, then let the accounts store it."""
+        typed = command.codes[0].text
+        cards = self._catalog.lookup(typed)
+        if not cards:
+            return Reply(
+                ReplyKind.INVALID,
+                text=self._resolver.not_found(typed).message,
+                title="Invalid code",
+            )
+        return await self._accounts.handle(request, command)
+
+
+_CPT_NOT_LOADED = (
+    "CPT® descriptors are licensed by the AMA, and no licensed CPT file is loaded. "
+    "An admin can load one with `codebot data import-cpt FILE`."
+)
+
+
+def _card_label(item: ReplyItem) -> str:
+    if isinstance(item, CodeCard):
+        return f"{item.code} {item.system.label}"
+    if isinstance(item, CptInfo):
+        return f"{item.code} CPT®"
+    if isinstance(item, NotFound):
+        return f"{item.query} not found"
+    return item.code
+
+
+def _with_note(card: CodeCard, notes: dict[tuple[str, str], TeamNote]) -> CodeCard:
+    note = notes.get((card.system.value, card.code))
+    if note is None:
+        return card
+    return replace(card, team_note=note.text, team_note_author=note.author)

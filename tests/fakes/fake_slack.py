@@ -1,0 +1,435 @@
+"""A fake Slack for tests and benchmarks: Web API + response_url on 127.0.0.1, and a sender.
+
+`FakeSlack` serves `POST|GET /api/<method>` (auth.test, users.info, chat.postMessage,
+chat.postEphemeral, anything else answers ok) and `POST /hooks/<id>` (response_url), records
+every call, and checks every message payload it receives with `validate_blocks`. Errors can
+be injected per method: `ratelimited` with Retry-After, `channel_not_found`, `not_in_channel`.
+
+`SlackSender` plays Slack's side towards the app under test: it signs slash-command form
+posts, Events API JSON and interactivity payloads with the v0 HMAC scheme, exactly as Slack
+does, and validates every Block Kit payload the app answers with in an ack body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from adapters.slack_blocks import block_kit_problems
+
+MESSAGE_METHODS = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
+
+
+@dataclass
+class ApiCall:
+    """One request the fake received: Web API method (or "response_url") and its arguments."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    hook: str = ""  # the response_url id for "response_url" calls
+
+
+@dataclass
+class _Injected:
+    error: str
+    times: int
+    status: int = 200
+    retry_after: int | None = None
+
+
+class FakeSlack:
+    """Fake Slack Web API and response_url endpoint on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test-token",
+        team_id: str = "T0001",
+        bot_user_id: str = "UBOT0001",
+        admins: tuple[str, ...] = (),
+    ) -> None:
+        self.token = token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.admins = set(admins)
+        self.calls: list[ApiCall] = []
+        self.violations: list[str] = []
+        self._injected: dict[str, list[_Injected]] = {}
+        self._changed = asyncio.Condition()
+        self._ts = itertools.count(1)
+        self._hooks = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> FakeSlack:
+        """Start serving on 127.0.0.1:0 and remember the bound port."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/hooks/{hook}", self._hook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def close(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        return await self.start()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def api_url(self) -> str:
+        """The SLACK_API_URL to give the app (ends with `/`, as slack_sdk requires)."""
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self) -> str:
+        """A fresh response_url served by this fake."""
+        return f"http://127.0.0.1:{self.port}/hooks/{next(self._hooks)}"
+
+    # ------------------------------------------------------------ injecting trouble
+
+    def fail(self, method: str, error: str, *, times: int = 1) -> None:
+        """The next `times` calls of `method` answer `{"ok": false, "error": error}`."""
+        self._injected.setdefault(method, []).append(_Injected(error, times))
+
+    def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
+        """The next `times` calls of `method` answer HTTP 429 with `Retry-After`."""
+        self._injected.setdefault(method, []).append(
+            _Injected("ratelimited", times, status=429, retry_after=retry_after)
+        )
+
+    # ------------------------------------------------------------ reading what happened
+
+    def of(self, method: str) -> list[ApiCall]:
+        """Calls of one method ("response_url" for response_url posts), oldest first."""
+        return [call for call in self.calls if call.method == method]
+
+    def messages(self) -> list[ApiCall]:
+        """Every message the app sent: chat.* posts and response_url posts."""
+        return [c for c in self.calls if c.method in MESSAGE_METHODS or c.method == "response_url"]
+
+    async def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        *,
+        timeout: float = 5.0,
+        where: Callable[[ApiCall], bool] | None = None,
+    ) -> list[ApiCall]:
+        """Wait until at least `count` calls of `method` (matching `where`) arrived."""
+
+        def matching() -> list[ApiCall]:
+            return [c for c in self.of(method) if where is None or where(c)]
+
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(matching()) >= count), timeout
+            )
+        return matching()
+
+    async def settle(self, quiet: float = 0.3) -> None:
+        """Wait until no call arrived for `quiet` seconds (to assert something did NOT happen)."""
+        seen = -1
+        while seen != len(self.calls):
+            seen = len(self.calls)
+            await asyncio.sleep(quiet)
+
+    # ------------------------------------------------------------ handlers
+
+    async def _record(self, call: ApiCall) -> None:
+        if call.method in MESSAGE_METHODS or call.method == "response_url":
+            self.violations.extend(
+                f"{call.method}: {problem}" for problem in block_kit_problems(call.args)
+            )
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(await request.post())
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        await self._record(ApiCall(method, args, headers))
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        injected = self._take_injected(method)
+        if injected is not None:
+            extra = {"Retry-After": str(injected.retry_after)} if injected.retry_after else {}
+            return web.json_response(
+                {"ok": False, "error": injected.error}, status=injected.status, headers=extra
+            )
+        return web.json_response(self._answer(method, args))
+
+    def _take_injected(self, method: str) -> _Injected | None:
+        queue = self._injected.get(method)
+        if not queue:
+            return None
+        injected = queue[0]
+        injected.times -= 1
+        if injected.times <= 0:
+            queue.pop(0)
+        return injected
+
+    def _answer(self, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://fake.slack.test/",
+                "team": "Fake Team",
+                "user": "codebot",
+                "team_id": self.team_id,
+                "user_id": self.bot_user_id,
+                "bot_id": "B0001",
+                "is_enterprise_install": False,
+            }
+        if method == "users.info":
+            user_id = str(args.get("user", ""))
+            admin = user_id in self.admins
+            return {
+                "ok": True,
+                "user": {"id": user_id, "team_id": self.team_id, "is_admin": admin,
+                         "is_owner": False, "name": user_id.lower()},
+            }
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
+        if method == "chat.postMessage":
+            return {"ok": True, "channel": args.get("channel"), "ts": ts,
+                    "message": {"text": args.get("text"), "ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": ts}
+        return {"ok": True}
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        hook = request.match_info["hook"]
+        await self._record(ApiCall("response_url", body, dict(request.headers), hook=hook))
+        injected = self._take_injected("response_url")
+        if injected is not None:
+            extra = {"Retry-After": str(injected.retry_after)} if injected.retry_after else {}
+            return web.Response(status=injected.status or 404, text=injected.error, headers=extra)
+        return web.Response(text="ok")
+
+
+# ---------------------------------------------------------------- signing and sending
+
+
+def slack_signature(secret: str, timestamp: str, body: str) -> str:
+    """Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{body}`."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class SentResponse:
+    """What the app answered to one signed post."""
+
+    status: int
+    text: str
+    headers: dict[str, str]
+
+    def json(self) -> dict[str, Any]:
+        """The body as JSON ({} when empty)."""
+        return json.loads(self.text) if self.text.strip() else {}
+
+
+class SlackSender:
+    """Sends signed requests to the app as Slack would, validating every payload answered."""
+
+    def __init__(
+        self,
+        app_url: str,
+        secret: str,
+        fake: FakeSlack,
+        *,
+        session: aiohttp.ClientSession,
+        team_id: str = "T0001",
+    ) -> None:
+        self.url = app_url
+        self.secret = secret
+        self.fake = fake
+        self.session = session
+        self.team_id = team_id
+        self._ids = itertools.count(1)
+
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SentResponse:
+        """POST a raw body with Slack's signature headers; validate any Block Kit answer."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": slack_signature(secret or self.secret, stamp, body),
+            **(headers or {}),
+        }
+        async with self.session.post(self.url, data=body.encode(), headers=signed) as response:
+            sent = SentResponse(response.status, await response.text(), dict(response.headers))
+        if sent.status == 200 and sent.text.startswith("{"):
+            payload = sent.json()
+            if "blocks" in payload or "text" in payload:
+                problems = block_kit_problems(payload)
+                self.fake.violations.extend(f"ack: {problem}" for problem in problems)
+        return sent
+
+    def _next(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}"
+
+    async def command(
+        self,
+        text: str,
+        *,
+        user: str = "U0001",
+        channel: str = "C0001",
+        command: str = "/code",
+        enterprise_id: str | None = None,
+        trigger_id: str | None = None,
+        **post: Any,
+    ) -> tuple[SentResponse, str]:
+        """A slash command form post; returns the ack and the response_url it carried."""
+        response_url = self.fake.response_url()
+        form = {
+            "token": "verification-token-unused",
+            "team_id": self.team_id,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0001",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id or self._next("1234.5678.trigger"),
+        }
+        if enterprise_id:
+            form["enterprise_id"] = enterprise_id
+        sent = await self.post(urlencode(form), "application/x-www-form-urlencoded", **post)
+        return sent, response_url
+
+    async def event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        **post: Any,
+    ) -> SentResponse:
+        """An Events API callback (optionally marked as Slack's retry number N)."""
+        envelope = {
+            "token": "verification-token-unused",
+            "team_id": self.team_id,
+            "api_app_id": "A0001",
+            "event": dict(event),
+            "type": "event_callback",
+            "event_id": event_id or self._next("Ev"),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": self.team_id, "user_id": self.fake.bot_user_id, "is_bot": True}
+            ],
+        }
+        headers = dict(post.pop("headers", {}) or {})
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return await self.post(
+            json.dumps(envelope), "application/json", headers=headers, **post
+        )
+
+    def mention(self, text: str, *, user: str = "U0001", channel: str = "C0001",
+                ts: str | None = None, thread_ts: str | None = None) -> dict[str, Any]:
+        """An app_mention event addressed to the fake's bot user."""
+        event: dict[str, Any] = {
+            "type": "app_mention",
+            "user": user,
+            "text": f"<@{self.fake.bot_user_id}> {text}",
+            "ts": ts or f"{int(time.time())}.{next(self._ids):06d}",
+            "channel": channel,
+            "event_ts": ts or "1.0",
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return event
+
+    def direct_message(self, text: str, *, user: str = "U0001", channel: str = "D0001",
+                       **extra: Any) -> dict[str, Any]:
+        """A message.im event."""
+        return {
+            "type": "message",
+            "channel_type": "im",
+            "user": user,
+            "text": text,
+            "ts": f"{int(time.time())}.{next(self._ids):06d}",
+            "channel": channel,
+            **extra,
+        }
+
+    async def click(
+        self,
+        value: str,
+        action_id: str,
+        *,
+        user: str = "U0001",
+        channel: str = "C0001",
+        message_ts: str = "1700000000.000100",
+        **post: Any,
+    ) -> tuple[SentResponse, str]:
+        """A block_actions payload for one button; returns the ack and its response_url."""
+        response_url = self.fake.response_url()
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "api_app_id": "A0001",
+            "token": "verification-token-unused",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                          "is_ephemeral": True},
+            "trigger_id": self._next("9999.trigger"),
+            "team": {"id": self.team_id, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": "general"},
+            "response_url": response_url,
+            "actions": [{
+                "action_id": action_id,
+                "block_id": "b1",
+                "text": {"type": "plain_text", "text": "Button"},
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        sent = await self.post(body, "application/x-www-form-urlencoded", **post)
+        return sent, response_url

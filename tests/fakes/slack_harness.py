@@ -1,0 +1,113 @@
+"""Run the real Slack adapter (bolt AsyncApp + aiohttp) on 127.0.0.1:0 against `FakeSlack`.
+
+Shared by tests/test_slack_*.py and benchmarks/slack_bench.py. The service is the real
+`LookupService` from `bot.app.open_service`, over the real code database and a temporary
+state database; `RecordingService` wraps it to let tests see the Requests the adapter built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from adapters.slack_app import ADAPTER_KEY, ReplyService, SlackAdapter, make_web_app
+from bot.config import Settings
+from bot.model import Reply, Request
+from tests.fakes.fake_slack import FakeSlack, SlackSender
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # a test value, not a real secret
+BOT_TOKEN = "xoxb-test-token"
+UNLIMITED_QUOTA: Mapping[str, Any] = {"guest_plan": "unlimited"}
+
+
+@dataclass
+class RecordingService:
+    """Wraps a service and remembers every Request it was asked (with an optional delay)."""
+
+    inner: ReplyService
+    delay: float = 0.0
+    requests: list[Request] = field(default_factory=list)
+
+    async def handle(self, request: Request) -> Reply:
+        """Record, optionally wait (to simulate a slow answer), then delegate."""
+        self.requests.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return await self.inner.handle(request)
+
+
+@dataclass
+class SlackHarness:
+    """A running adapter: its URL, the fake Slack, a signed sender and the recorded requests."""
+
+    fake: FakeSlack
+    sender: SlackSender
+    service: RecordingService
+    adapter: SlackAdapter
+    url: str
+    settings: Settings
+
+
+def slack_settings(
+    fake: FakeSlack,
+    state_dir: Path,
+    codes_db: Path,
+    *,
+    quota: Mapping[str, Any] | None = None,
+    state_name: str = "state.sqlite",
+) -> Settings:
+    """Settings pointing at the fake Slack, a temporary state DB and the real code DB."""
+    return Settings(
+        codes_db=codes_db,
+        database_url=f"sqlite:///{state_dir / state_name}",
+        quota=dict(quota or {}),
+        slack_bot_token=fake.token,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake.api_url,
+    )
+
+
+@asynccontextmanager
+async def open_real_service(settings: Settings) -> AsyncIterator[ReplyService]:
+    """The real LookupService for `settings` (code DB + state DB)."""
+    from bot.app import open_service
+
+    async with open_service(settings) as service:
+        yield service
+
+
+@asynccontextmanager
+async def running_slack(
+    fake: FakeSlack,
+    settings: Settings,
+    *,
+    ack_budget: float | None = None,
+    delay: float = 0.0,
+) -> AsyncIterator[SlackHarness]:
+    """Start the adapter's aiohttp app on 127.0.0.1:0 with the real service."""
+    async with open_real_service(settings) as inner:
+        service = RecordingService(inner, delay=delay)
+        extra: dict[str, Any] = {} if ack_budget is None else {"ack_budget": ack_budget}
+        web_app = make_web_app(settings, service, **extra)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = int(runner.addresses[0][1])
+        url = f"http://127.0.0.1:{port}/slack/events"
+        connector = aiohttp.TCPConnector(limit=200)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                sender = SlackSender(url, SIGNING_SECRET, fake, session=session)
+                yield SlackHarness(
+                    fake, sender, service, web_app[ADAPTER_KEY], url, settings
+                )
+        finally:
+            await runner.cleanup()

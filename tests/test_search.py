@@ -1,0 +1,297 @@
+"""Word search and autocomplete over the real code database (bot.codes.search).
+
+Uses the session database from tests/conftest.py (`codes_db_path`). The synthetic CPT test
+uses its own tiny database: CPT descriptors are licensed, so tests never contain real ones.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.search_bench import DEFAULT_DEV, evaluate, is_hit, load_dev
+from bot.codes.schema import CODES_DDL
+from bot.codes.search import SearchEngine, SearchIndexError, parse_synonyms
+from bot.codes.search_index import build_search_index, stem, tokenize
+from bot.model import CodeRef, CodeSystem, SearchHit
+
+
+@pytest.fixture(scope="module")
+def engine(codes_db_path: Path) -> Iterator[SearchEngine]:
+    opened = SearchEngine.open(codes_db_path)
+    yield opened
+    opened.close()
+
+
+def codes(hits: list[SearchHit], n: int = 5) -> list[str]:
+    return [h.code for h in hits[:n]]
+
+
+def rank_of(hits: list[SearchHit], answers: list[str]) -> int | None:
+    return next((i + 1 for i, h in enumerate(hits) if is_hit(h.code, answers)), None)
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+def test_tokenize_folds_stems_and_drops_stopwords() -> None:
+    assert tokenize("Fractures of the Femurs, unspecified") == ["fracture", "femur"]
+    assert tokenize("Ménière's disease") == ["meniere", "disease"]
+    assert stem("diabetes") == stem("diabete")
+    assert stem("allergies") == "allergy"
+    assert stem("abscesses") == "abscess"
+    assert stem("status") == "status"  # -us, -is, -ss words are not plurals
+
+
+def test_parse_synonyms_format() -> None:
+    text = "# comment\nheart attack\tmyocardial infarction|mi\nflu shot\t@G0008\n\nbad line\n"
+    parsed = parse_synonyms(text)
+    assert parsed[("heart", "attack")][0].tokens == ("myocardial", "infarction")
+    assert parsed[("flu", "shot")][0].code == "G0008"
+    assert ("bad", "line") not in parsed
+
+
+def test_synonyms_file_is_well_formed() -> None:
+    path = Path(__file__).resolve().parents[1] / "data" / "synonyms.tsv"
+    lines = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(lines) >= 200
+    for line in lines:
+        phrase, sep, expansion = line.partition("\t")
+        assert sep and phrase.strip() and expansion.strip(), line
+    assert len(parse_synonyms("\n".join(lines))) >= 200
+
+
+# ------------------------------------------------------------------ relevance
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [
+        ("diabtes", ["E08*", "E09*", "E10*", "E11*", "E13*"]),
+        ("pnuemonia", ["J18*", "J12*", "J13", "J14", "J15*", "J16*", "J17*"]),
+        ("hypertesion", ["I10"]),
+        ("migrane", ["G43*"]),
+        ("asthama", ["J45*"]),
+    ],
+)
+def test_typos_are_forgiven(engine: SearchEngine, query: str, answers: list[str]) -> None:
+    rank = rank_of(engine.search(query, limit=5), answers)
+    assert rank is not None, codes(engine.search(query))
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [
+        ("htn", ["I10"]),
+        ("heart attack", ["I21*"]),
+        ("copd", ["J44*"]),
+        ("uti", ["N39.0"]),
+        ("afib", ["I48*"]),
+        ("gerd", ["K21*"]),
+        ("high blood pressure", ["I10"]),
+        ("kidney stone", ["N20*"]),
+        ("open appendectomy", ["0DTJ0ZZ"]),
+        ("flu shot", ["G0008", "Z23"]),
+    ],
+)
+def test_synonyms_and_lay_terms(engine: SearchEngine, query: str, answers: list[str]) -> None:
+    hits = engine.search(query, limit=5)
+    assert rank_of(hits, answers) is not None, codes(hits)
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("right side modifier", "RT"),
+        ("left side", "LT"),
+        ("technical component", "TC"),
+        ("waiver of liability statement on file", "GA"),
+    ],
+)
+def test_modifiers_are_found_by_words(engine: SearchEngine, query: str, code: str) -> None:
+    assert code in codes(engine.search(query, system=CodeSystem.HCPCS)), query
+
+
+def test_general_before_specific(engine: SearchEngine) -> None:
+    top = codes(engine.search("gout"), 3)
+    assert any(c in ("M10", "M10.9") for c in top), top
+
+
+def test_billable_code_above_its_equally_relevant_header(engine: SearchEngine) -> None:
+    hits = engine.search("gout")
+    order = [h.code for h in hits]
+    assert "M10.9" in order
+    if "M10" in order:
+        assert order.index("M10.9") < order.index("M10")
+    assert next(h for h in hits if h.code == "M10.9").billable
+
+
+def test_terminated_hcpcs_ranks_below_active(codes_db_path: Path, engine: SearchEngine) -> None:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT title FROM codes WHERE system = 'hcpcs' AND status = 'terminated'"
+            " AND kind = 'code' AND length(title) BETWEEN 20 AND 60 LIMIT 1"
+        ).fetchone()
+        status = dict(conn.execute("SELECT code, status FROM codes WHERE system = 'hcpcs'"))
+    finally:
+        conn.close()
+    assert row is not None
+    hits = engine.search(row[0], system=CodeSystem.HCPCS, limit=20)
+    states = [status.get(h.code) for h in hits]
+    assert "terminated" in states
+    first_terminated = states.index("terminated")
+    # No active code with an equal or lower score sits below a terminated one with the
+    # same title words: simply check the active ones that match equally come first.
+    for h, st in zip(hits, states, strict=True):
+        if st == "active" and h.title.lower() == row[0].lower():
+            assert hits.index(h) < first_terminated
+
+
+def test_system_filter(engine: SearchEngine) -> None:
+    for system in (CodeSystem.ICD10CM, CodeSystem.ICD10PCS, CodeSystem.HCPCS):
+        hits = engine.search("knee", system=system, limit=10)
+        assert hits, system
+        assert all(h.system == system for h in hits)
+    assert engine.search("knee", system="icd10pcs")[0].system == CodeSystem.ICD10PCS
+    assert engine.search("knee", system="nonsense") == []
+
+
+def test_cpt_filter_without_licensed_file_is_empty_or_cpt(engine: SearchEngine) -> None:
+    assert all(h.system == CodeSystem.CPT for h in engine.search("knee", system=CodeSystem.CPT))
+
+
+def test_synthetic_cpt_rows_are_searchable(tmp_path: Path) -> None:
+    db = tmp_path / "tiny.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript(CODES_DDL)
+    conn.executemany(
+        "INSERT INTO codes (id, system, code, key, kind, title, billable, sort_order)"
+        " VALUES (?, ?, ?, ?, 'code', ?, 1, ?)",
+        [
+            (1, "cpt", "99999", "99999", "SYNTHETIC TEST DESCRIPTOR alpha widget", 1),
+            (2, "cpt", "99998", "99998", "SYNTHETIC TEST DESCRIPTOR beta gadget", 2),
+            (3, "icd10cm", "Z99.9", "Z999", "Dependence on unspecified widget", 3),
+        ],
+    )
+    build_search_index(conn, progress=lambda _line: None, synonyms_path=tmp_path / "none")
+    conn.commit()
+    conn.close()
+    tiny = SearchEngine.open(db)
+    try:
+        assert codes(tiny.search("widget", system=CodeSystem.CPT)) == ["99999"]
+        assert codes(tiny.search("gadgte")) == ["99998"]  # typo over the vocabulary
+        assert tiny.search("widget")[0].score > 0
+        assert [r.code for r in tiny.autocomplete("9999")][:2] == ["99998", "99999"]
+    finally:
+        tiny.close()
+
+
+def test_missing_index_is_reported(tmp_path: Path) -> None:
+    db = tmp_path / "noindex.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript(CODES_DDL)
+    conn.close()
+    with pytest.raises(SearchIndexError):
+        SearchEngine.open(db)
+    with pytest.raises(SearchIndexError):
+        SearchEngine.open(tmp_path / "absent.sqlite")
+
+
+def test_hits_are_model_objects_with_descending_scores(engine: SearchEngine) -> None:
+    hits = engine.search("fracture of femur", limit=10)
+    assert 0 < len(hits) <= 10
+    assert all(isinstance(h, SearchHit) and h.title for h in hits)
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert len(engine.search("fracture", limit=3)) == 3
+
+
+# ------------------------------------------------------------------ autocomplete
+
+
+def test_autocomplete_code_prefix(engine: SearchEngine) -> None:
+    refs = engine.autocomplete("E11")
+    assert 0 < len(refs) <= 25
+    assert all(isinstance(r, CodeRef) for r in refs)
+    assert all(r.code.replace(".", "").startswith("E11") for r in refs)
+    assert refs[0].code == "E11"
+    assert [r.code for r in engine.autocomplete("e11.9")][:1] == ["E11.9"]
+    assert all(r.code.startswith("0DT") for r in engine.autocomplete("0dt"))
+    assert "RT" in [r.code for r in engine.autocomplete("RT")]
+
+
+def test_autocomplete_word_prefixes(engine: SearchEngine) -> None:
+    refs = engine.autocomplete("diab typ")
+    assert 0 < len(refs) <= 25
+    assert any(r.code.startswith(("E10", "E11")) for r in refs), [r.code for r in refs]
+    assert len(engine.autocomplete("fract", limit=25)) == 25
+    assert len(engine.autocomplete("fract", limit=100)) == 25  # Discord's cap
+    assert engine.autocomplete("fract", limit=5)[0].title
+
+
+def test_autocomplete_is_fast(engine: SearchEngine) -> None:
+    inputs = ["E11", "diab", "diab typ", "type 2 diab", "fract fem", "0DT", "knee br", "pn"]
+    engine.autocomplete("warm")
+    times = []
+    for text in inputs * 5:
+        started = time.perf_counter()
+        engine.autocomplete(text)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    assert times[int(len(times) * 0.95)] < 0.1  # target 20 ms; loose for shared CI machines
+
+
+# ------------------------------------------------------------------ hostile input
+
+BAD_INPUTS = [
+    "",
+    "   ",
+    "x" * 10_000,
+    "diabetes " * 2_000,
+    "💉🩺🤒",
+    "\x00\x01\x02\x1b[31m\x7f",
+    "'; DROP TABLE codes;--",
+    '" OR 1=1 --',
+    "%_*?[]()",
+    "\u202e\u200b\ufeff",
+    "E11.9' --",
+    "a",
+    "of the and",
+]
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS)
+def test_bad_input_never_raises(engine: SearchEngine, text: str) -> None:
+    started = time.perf_counter()
+    hits = engine.search(text)
+    refs = engine.autocomplete(text)
+    assert isinstance(hits, list) and isinstance(refs, list)
+    assert len(refs) <= 25
+    assert time.perf_counter() - started < 2.0
+    assert engine.search("gout")  # the database is intact
+
+
+def test_limits_are_respected(engine: SearchEngine) -> None:
+    assert engine.search("gout", limit=0) == []
+    assert engine.search("gout", limit=-3) == []
+    assert len(engine.search("fracture", limit=1000)) <= 100
+
+
+# ------------------------------------------------------------------ dev set
+
+
+@pytest.mark.skipif(not DEFAULT_DEV.is_file(), reason="dev set not present")
+def test_dev_set_recall(engine: SearchEngine) -> None:
+    dev = load_dev(DEFAULT_DEV)
+    result = evaluate(dev, lambda q: [h.code for h in engine.search(q, limit=10)])
+    assert result["recall@5"] >= 0.9, result["misses"]
+    assert result["mrr"] >= 0.75

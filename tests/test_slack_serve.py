@@ -1,0 +1,87 @@
+"""The issue's done-when, as a subprocess: `codebot serve slack --port 0` against a fake Slack.
+
+SLACK_SIGNING_SECRET=… SLACK_BOT_TOKEN=… SLACK_API_URL=http://127.0.0.1:P/api/
+codebot serve slack --port 0  → prints "listening on HOST:PORT"; answers a signed `/code E11.9`
+with the card, rejects a wrongly signed post with 401, answers an app_mention by calling
+chat.postMessage on the fake, and exits 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.fake_slack import FakeSlack, SlackSender
+from tests.fakes.slack_harness import SIGNING_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+async def _read_port(process: asyncio.subprocess.Process, timeout: float = 30.0) -> int:
+    assert process.stdout is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        line = await asyncio.wait_for(process.stdout.readline(), deadline - loop.time())
+        if not line:
+            break
+        match = LISTENING.search(line.decode())
+        if match:
+            return int(match.group(2))
+    raise AssertionError("the server never printed its port")
+
+
+async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Path) -> None:
+    config = tmp_path / "codebot.toml"
+    config.write_text('[quota]\nguest_plan = "unlimited"\n', encoding="utf-8")
+    async with FakeSlack() as fake:
+        env = {
+            **os.environ,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_BOT_TOKEN": fake.token,
+            "SLACK_API_URL": fake.api_url,
+            "CODEBOT_CODES_DB": str(codes_db_path),
+            "CODEBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
+            "CODEBOT_CONFIG": str(config),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("SLACK_APP_TOKEN", None)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "serve", "slack", "--port", "0",
+            "--host", "127.0.0.1",
+            cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            port = await _read_port(process)
+            url = f"http://127.0.0.1:{port}/slack/events"
+            async with aiohttp.ClientSession() as session:
+                sender = SlackSender(url, SIGNING_SECRET, fake, session=session)
+                sent, _ = await sender.command("E11.9")
+                assert sent.status == 200
+                assert sent.json()["blocks"][0]["text"]["text"] == "E11.9 · ICD-10-CM"
+                forged, _ = await sender.command("E11.9", secret="wrong-secret")
+                assert forged.status == 401
+                await sender.event(sender.mention("I10", ts="1700000009.000100"))
+                posts = await fake.wait_for("chat.postMessage", timeout=10)
+                assert posts[0].args["thread_ts"] == "1700000009.000100"
+                assert "I10" in posts[0].args["text"]
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 20)
+            assert code == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.stderr is not None
+        logs = (await process.stderr.read()).decode()
+        assert fake.token not in logs and SIGNING_SECRET not in logs
+        assert "Traceback" not in logs
+        assert fake.violations == []
