@@ -73,6 +73,10 @@ class Service(Protocol):
         """Codes matching a partly typed query; free and fast."""
         ...
 
+    async def refund(self, request: Request) -> None:
+        """Undo the charge of an answer that could not be delivered."""
+        ...
+
 
 # Client -> adapter, so stateless component callbacks (which only get the interaction)
 # can reach the service. Weak so a closed client is not kept alive.
@@ -367,7 +371,8 @@ class DiscordAdapter:
                 return
             reply = await task
         message = render_reply(reply, ephemeral=True)
-        await self._deliver(interaction, message)
+        if not await self._deliver(interaction, message):
+            await self.service.refund(request)  # no answer reached the user: no charge
 
     async def on_component(self, interaction: discord.Interaction[Any], text: str) -> None:
         """A button click or select choice: run `text` as a command for the clicking user."""
@@ -379,7 +384,8 @@ class DiscordAdapter:
         await self._answer_interaction(interaction, request)
 
     async def _deliver(self, interaction: discord.Interaction[Any], message: DiscordMessage
-                       ) -> None:
+                       ) -> bool:
+        """Send the answer; False (after telling the user) when Discord refused it."""
         kwargs = _send_kwargs(message)
         try:
             if interaction.response.is_done():
@@ -389,6 +395,8 @@ class DiscordAdapter:
         except discord.HTTPException as error:
             log.error("discord: sending the answer failed (%s %s)", error.status, error.code)
             await self._send_failure_notice(interaction)
+            return False
+        return True
 
     async def _send_failure_notice(self, interaction: discord.Interaction[Any]) -> None:
         """Tell the user the answer could not be delivered; never raises."""
@@ -432,6 +440,7 @@ class DiscordAdapter:
             await message.reply(mention_author=False, **_send_kwargs(rendered))
         except discord.HTTPException as error:
             log.error("discord: reply failed (%s %s)", error.status, error.code)
+            await self.service.refund(request)
             with contextlib.suppress(discord.HTTPException):
                 await message.reply(
                     mention_author=False, **_send_kwargs(error_message(SEND_FAILED_TEXT))
@@ -442,7 +451,7 @@ class DiscordAdapter:
 
 
 @contextlib.contextmanager
-def _discord_endpoints(settings: Settings) -> Any:
+def _discord_endpoints(settings: Settings) -> Iterator[None]:
     """Point discord.py at DISCORD_API_URL / DISCORD_GATEWAY_URL; restore on exit.
 
     discord.py has no per-client option for either: REST URLs are built from the class
@@ -571,6 +580,9 @@ async def sync_commands(settings: Settings, guild_id: int | None = None) -> list
 
         def autocomplete(self, prefix: str, limit: int = 25) -> list[CodeRef]:
             return []
+
+        async def refund(self, request: Request) -> None:
+            return None
 
     with _discord_endpoints(settings):
         adapter = DiscordAdapter(settings, _NoService())

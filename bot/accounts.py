@@ -173,8 +173,15 @@ class SqliteAccounts:
         for record in records:
             self._pending.append(
                 (
-                    user.platform, user.tenant_id, user.user_id, name, record.system,
-                    record.code, record.title[:300], request.request_id, now,
+                    user.platform,
+                    user.tenant_id,
+                    user.user_id,
+                    name,
+                    record.system,
+                    record.code,
+                    record.title[:300],
+                    request.request_id,
+                    now,
                 )
             )
         if len(self._pending) >= FLUSH_ROWS:
@@ -319,7 +326,10 @@ class SqliteAccounts:
             # ids only: never the message text, which could carry anything
             logger.warning(
                 "refused admin command %r from non-admin %s:%s:%s",
-                action[:20], user.platform, user.tenant_id, user.user_id,
+                action[:20],
+                user.platform,
+                user.tenant_id,
+                user.user_id,
             )
             return _info(
                 "Only admins can use `/code admin` (workspace admins and owners on Slack, "
@@ -460,8 +470,15 @@ class SqliteAccounts:
                 "text = excluded.text, code = excluded.code, author_id = excluded.author_id, "
                 "author_name = excluded.author_name, updated_at = excluded.updated_at",
                 (
-                    user.platform, user.tenant_id, system, code_key, code, text, user.user_id,
-                    (user.display_name or user.user_id)[:100], timestamp(self.ledger.now()),
+                    user.platform,
+                    user.tenant_id,
+                    system,
+                    code_key,
+                    code,
+                    text,
+                    user.user_id,
+                    (user.display_name or user.user_id)[:100],
+                    timestamp(self.ledger.now()),
                 ),
             )
         verb = "updated" if author is not None else "saved"

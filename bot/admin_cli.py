@@ -26,9 +26,7 @@ DELETED_USER = "(deleted)"
 _TEAM_TABLES = ("teams", "users", "usage", "charges", "grants", "lookups", "notes")
 
 
-async def export_team(
-    settings: Settings, team: str, platform: str | None = None
-) -> dict[str, Any]:
+async def export_team(settings: Settings, team: str, platform: str | None = None) -> dict[str, Any]:
     """All state of tenant `team` (optionally on one platform) as a JSON-ready dict."""
     if platform is None and team.count(":") == 1:
         platform, team = team.split(":", 1)

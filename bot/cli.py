@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     slack.add_argument("--host", default="0.0.0.0")
     discord = serve_sub.add_parser("discord")
     discord.add_argument("--sync", action="store_true", help="register slash commands first")
+    discord.add_argument("--guild", type=int, help="with --sync: register to one server only")
 
     discord_cmd = sub.add_parser("discord", help="Discord maintenance")
     discord_sub = discord_cmd.add_subparsers(dest="discord_command", required=True)
@@ -99,15 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"codebot: configuration error: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    logging.basicConfig(
-        level=settings.log_level if settings.log_level in logging._nameToLevel else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # One-shot and interactive commands keep the terminal for answers: warnings only,
+    # unless CODEBOT_LOG_LEVEL is set. Servers log at INFO by default.
+    default_level = "INFO" if args.command in ("serve", "run") else "WARNING"
+    level = settings.log_level or default_level
+    if level not in logging.getLevelNamesMapping():
+        level = default_level
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from bot.app import CodeDatabaseMissing
 
     try:
         return _run(args, settings)
-    except CodeDatabaseMissing as error:
+    except (CodeDatabaseMissing, ConfigError) as error:
         print(f"codebot: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -133,7 +137,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "discord":
         from adapters.discord_bot import sync_commands
 
-        asyncio.run(sync_commands(settings, guild_id=args.guild))
+        names = asyncio.run(sync_commands(settings, guild_id=args.guild))
+        where = f"server {args.guild}" if args.guild else "all servers (global)"
+        print(f"Registered {', '.join('/' + name for name in names)} for {where}.")
         return EXIT_OK
     if command == "admin":
         return _admin(args, settings)
@@ -298,7 +304,11 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILURE
     from adapters.discord_bot import run_discord
 
-    return asyncio.run(run_discord(settings, sync=getattr(args, "sync", False)))
+    return asyncio.run(
+        run_discord(
+            settings, sync=getattr(args, "sync", False), guild_id=getattr(args, "guild", None)
+        )
+    )
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:

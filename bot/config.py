@@ -47,7 +47,7 @@ class Settings:
     discord_api_url: str = ""
     discord_gateway_url: str = ""
     discord_shard_count: int | None = None
-    log_level: str = "INFO"
+    log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
 
     @property
     def slack_enabled(self) -> bool:
@@ -119,5 +119,5 @@ class Settings:
             discord_api_url=pick("DISCORD_API_URL", "discord_api_url"),
             discord_gateway_url=pick("DISCORD_GATEWAY_URL", "discord_gateway_url"),
             discord_shard_count=int(shards) if shards else None,
-            log_level=pick("CODEBOT_LOG_LEVEL", "log_level", "INFO").upper(),
+            log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
         )

@@ -203,9 +203,7 @@ def _is_count(value: object) -> bool:
 
 def _parse_plan(name: object, raw: object) -> Plan:
     if not isinstance(name, str) or not _PLAN_NAME.match(name):
-        raise ConfigError(
-            "[quota.plans] names must be 1-32 lower-case letters, digits, '_' or '-'"
-        )
+        raise ConfigError("[quota.plans] names must be 1-32 lower-case letters, digits, '_' or '-'")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"[quota.plans.{name}] must be a table")
     unknown = set(raw) - _PLAN_KEYS
@@ -218,9 +216,7 @@ def _parse_plan(name: object, raw: object) -> Plan:
     try:
         period = Period(period_raw)
     except ValueError:
-        raise ConfigError(
-            f"[quota.plans.{name}] period must be \"lifetime\" or \"monthly\""
-        ) from None
+        raise ConfigError(f'[quota.plans.{name}] period must be "lifetime" or "monthly"') from None
     unlimited = raw.get("unlimited", False)
     if not isinstance(unlimited, bool):
         raise ConfigError(f"[quota.plans.{name}] unlimited must be true or false")

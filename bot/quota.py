@@ -382,8 +382,13 @@ class QuotaLedger:
                 "INSERT INTO grants (platform, tenant, user_id, period, amount, granted_by, "
                 "created_at) VALUES (:platform, :tenant, :pool, :period, :amount, :by, :now)",
                 key
-                | {"pool": pool, "period": period, "amount": amount, "by": by,
-                   "now": timestamp(now)},
+                | {
+                    "pool": pool,
+                    "period": period,
+                    "amount": amount,
+                    "by": by,
+                    "now": timestamp(now),
+                },
             )
         return await self._pool(key, pool, plan, now)
 
@@ -393,8 +398,8 @@ class QuotaLedger:
             "INSERT INTO users (platform, tenant, user_id, plan, created_at) "
             "VALUES (:platform, :tenant, :target, :plan, :now) "
             "ON CONFLICT (platform, tenant, user_id) DO UPDATE SET plan = excluded.plan",
-            _key(user) | {"target": _user_id(target), "plan": plan.name,
-                          "now": timestamp(self.now())},
+            _key(user)
+            | {"target": _user_id(target), "plan": plan.name, "now": timestamp(self.now())},
         )
 
     async def set_team_plan(self, user: UserRef, plan: Plan | None) -> None:

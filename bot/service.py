@@ -85,6 +85,13 @@ class LookupService:
             log.exception("autocomplete failed")
             return []
 
+    async def refund(self, request: Request) -> None:
+        """Undo the charge of a request whose answer the platform failed to deliver."""
+        try:
+            await self._accounts.refund(request.user, request.request_id)
+        except Exception:
+            log.exception("refund failed (platform %s)", request.user.platform)
+
     async def close(self) -> None:
         """Release the state database."""
         await self._accounts.close()

@@ -152,8 +152,18 @@ def _preserved_rows(old: Path, system: str) -> tuple[list[CodeRow], tuple[Any, .
                 search_terms=search_terms,
                 details=json.loads(details) if details else {},
             )
-            for (code, key, kind, title, short_title, billable, status, parent, search_terms,
-                 details) in cur
+            for (
+                code,
+                key,
+                kind,
+                title,
+                short_title,
+                billable,
+                status,
+                parent,
+                search_terms,
+                details,
+            ) in cur
         ]
         set_row = conn.execute(
             "SELECT system, label, release, source, counts FROM code_sets WHERE system = ?",

@@ -28,9 +28,7 @@ SYSTEM_ORDER = {system.value: rank for rank, system in enumerate(CodeSystem)}
 # Kinds that organise a code set but are not codes a coder can type or bill.
 HEADER_KINDS = frozenset({"chapter", "block", "section", "body_system"})
 
-_CARD_COLUMNS = (
-    "id, system, code, kind, title, short_title, billable, status, parent_id, details"
-)
+_CARD_COLUMNS = "id, system, code, kind, title, short_title, billable, status, parent_id, details"
 
 
 @dataclass(frozen=True)
@@ -143,8 +141,11 @@ class CodeCatalog:
         source: dict[str, str] = {}
         if code_set is not None:
             effective.setdefault("release", code_set.release)
-            source = {"code_set": code_set.label, "release": code_set.release,
-                      "file": code_set.source}
+            source = {
+                "code_set": code_set.label,
+                "release": code_set.release,
+                "file": code_set.source,
+            }
         source.update(details.get("source", {}))
         return CodeCard(
             system=CodeSystem(system),

@@ -16,6 +16,7 @@ MAX_CODE_LENGTH = 8  # S72.001A with its dot
 
 _ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:[0-9A-Z]{1,4})?$")
 _ICD10PCS = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{6}$")
+_ICD10PCS_TABLE = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{2}$")  # 0DT: section+system+op
 _HCPCS = re.compile(r"^[A-V][0-9]{4}$")
 _CPT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTUM])$")
 _MODIFIER = re.compile(r"^[A-Z0-9]{2}$")
@@ -54,7 +55,9 @@ def shape_of(token: str) -> CodeShape:
         return CodeShape.WORD
     if _MODIFIER.match(key):
         return CodeShape.MODIFIER
-    if not any(_pattern.match(key) for _pattern in (_ICD10CM, _ICD10PCS, _HCPCS, _CPT)):
+    if not any(
+        _pattern.match(key) for _pattern in (_ICD10CM, _ICD10PCS, _ICD10PCS_TABLE, _HCPCS, _CPT)
+    ):
         return CodeShape.WORD
     return CodeShape.CODE if any(ch.isdigit() for ch in key) else CodeShape.MAYBE
 
