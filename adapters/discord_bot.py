@@ -607,7 +607,7 @@ async def run_discord(
     from bot.app import open_service  # the assembly lives in bot/; imported lazily
 
     try:
-        async with open_service(settings) as service:
+        async with open_service(settings, warm=True) as service:
             await serve_discord(settings, service, sync=sync, guild_id=guild_id)
     except ConfigError as error:
         log.error("discord: %s", error)

@@ -673,7 +673,7 @@ async def run_slack(
     from bot.app import open_service
 
     try:
-        async with open_service(settings) as service:
+        async with open_service(settings, warm=True) as service:
             await serve_slack(settings, service, port=port, host=host)
     except SlackConfigError as error:
         log.error("slack: %s", error)

@@ -17,6 +17,7 @@ from typing import Any
 
 # Order matters only for reading the output: cheap ones first.
 BENCHES: tuple[str, ...] = (
+    "system_bench",
     "lookup_bench",
     "search_bench",
     "quota_bench",

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from bot.accounts import open_accounts
 from bot.codes.catalog import CodeCatalog
-from bot.codes.search import SearchEngine
+from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
 
@@ -22,14 +22,27 @@ def open_code_data(settings: Settings) -> tuple[CodeCatalog, SearchEngine]:
         raise CodeDatabaseMissing(
             f"No code database at {settings.codes_db}. Build it with `codebot data build`."
         )
-    catalog = CodeCatalog.open(settings.codes_db)
-    return catalog, SearchEngine.open(settings.codes_db)
+    try:
+        search = SearchEngine.open(settings.codes_db)
+    except SearchIndexError:
+        raise CodeDatabaseMissing(
+            f"The code database at {settings.codes_db} has no current search index. "
+            "Rebuild it with `codebot data build`."
+        ) from None
+    return CodeCatalog.open(settings.codes_db), search
 
 
 @asynccontextmanager
-async def open_service(settings: Settings) -> AsyncIterator[LookupService]:
-    """The real service with its state database; closes everything on exit."""
+async def open_service(
+    settings: Settings, *, warm: bool = False
+) -> AsyncIterator[LookupService]:
+    """The real service with its state database; closes everything on exit.
+
+    `warm` preloads the search vocabulary (servers: the first user should not wait for it).
+    """
     catalog, search = open_code_data(settings)
+    if warm:
+        search.warm_up()
 
     def resolve(typed: str) -> tuple[str, str] | None:
         """Notes are keyed by the code's set and display form, so E119 and E11.9 agree."""

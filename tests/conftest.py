@@ -6,7 +6,6 @@ the session builds one into a temporary directory (a few seconds).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,6 @@ from pathlib import Path
 import pytest
 
 from bot.codes.catalog import CodeCatalog
-
-
-def search_index_available() -> bool:
-    """True once the search engineer's `bot.codes.search_index` module exists."""
-    return importlib.util.find_spec("bot.codes.search_index") is not None
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +24,7 @@ def codes_db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bot.codes.build import build_code_db
 
     output = tmp_path_factory.mktemp("codes") / "codes.sqlite"
-    build_code_db(output, progress=lambda _line: None, search_index=search_index_available())
+    build_code_db(output, progress=lambda _line: None, search_index=True)
     return output
 
 

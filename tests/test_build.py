@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -161,13 +160,3 @@ def test_rebuild_keeps_imported_cpt(tmp_path: Path) -> None:
 
 def test_database_status_without_database(tmp_path: Path) -> None:
     assert database_status(tmp_path / "missing.sqlite") == []
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("bot.codes.search_index") is not None,
-    reason="only meaningful while the search index module does not exist",
-)
-def test_missing_search_index_module_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ImportError, match="search_index"):
-        build_code_db(tmp_path / "x.sqlite", progress=quiet, sources=loaders(tiny_source))
-    assert not (tmp_path / "x.sqlite").exists()

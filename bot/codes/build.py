@@ -186,8 +186,8 @@ def build_code_db(
 ) -> BuildReport:
     """Build the code database at `output` from the public sources, atomically.
 
-    `progress` receives one line per step. With `search_index`, the search engineer's
-    `bot.codes.search_index.build_search_index(conn, progress)` adds the search tables.
+    `progress` receives one line per step. With `search_index` (the default; tests of the
+    code sets alone skip it), `bot.codes.search_index` adds the search tables.
     `sources` replaces the default loaders (tests use it to inject a failing source).
     CPT rows of an existing database at `output` are carried over.
     """
@@ -269,15 +269,9 @@ def build_code_db(
 
 
 def _build_search_index(conn: sqlite3.Connection, progress: Progress) -> None:
-    """Hand the finished codes table to the search engineer's index builder."""
-    try:
-        from bot.codes.search_index import build_search_index
-    except ImportError as exc:
-        if exc.name != "bot.codes.search_index":
-            raise  # a real import error inside the module: do not mask it
-        raise ImportError(
-            "bot.codes.search_index is not available yet; build with search_index=False"
-        ) from exc
+    """Index the finished codes table for word search, in the same file."""
+    from bot.codes.search_index import build_search_index
+
     step = time.perf_counter()
     progress("building search index ...")
     build_search_index(conn, progress)

@@ -137,6 +137,7 @@ class _Loaded:
             text = text.decode("utf-8")
         self.synonyms = parse_synonyms(text)
         self.max_phrase = max((len(k) for k in self.synonyms), default=1)
+        self.synonym_words = frozenset(w for key in self.synonyms for w in key)
         self.system_sets: dict[int, frozenset[int]] = {}
 
     def system_set(self, index: int) -> frozenset[int]:
@@ -412,7 +413,7 @@ class SearchEngine:
         synonyms of "diabetes"; a word that is itself a synonym key ("htn") is left alone.
         """
         syn = state.synonyms
-        syn_words = {w for key in syn for w in key}
+        syn_words = state.synonym_words
         slots: list[list[tuple[str, float]]] = []
         surface: list[str] = []
         for tok in tokens:
@@ -702,8 +703,6 @@ class SearchEngine:
                 continue  # an unknown whole word should not empty the list
             sets.append(frozenset().union(*(p.every for p, _ in term.alts)))
         prefixes = self._prefix_tokens(last)
-        if not prefixes and last in STOPWORDS:
-            prefixes = []
         fixed: frozenset[int] | None = None
         if sets:
             sets.sort(key=len)
