@@ -29,6 +29,7 @@ import aiohttp
 
 from adapters.slack_blocks import block_kit_problems
 from bot.config import Settings
+from bot.model import Reply, Request, UserRef
 from tests.fakes.fake_slack import FakeSlack, slack_signature
 from tests.fakes.slack_harness import (
     SIGNING_SECRET,
@@ -123,8 +124,23 @@ def _load_process(url: str, response_url: str, total: int, concurrency: int, out
 # ---------------------------------------------------------------- the server side
 
 
+class _CannedReplies:
+    """Stand-in service answering each code with a reply computed once by the real one.
+
+    Used for the `adapter_only` figure: the same HTTP + bolt + Block Kit path with the
+    lookup/quota/state work taken out, to show where the time goes.
+    """
+
+    def __init__(self, replies: dict[str, Reply]) -> None:
+        self._replies = replies
+
+    async def handle(self, request: Request) -> Reply:
+        """The canned reply for the code in `request.text`."""
+        return self._replies[request.text]
+
+
 async def _bench(
-    total: int, concurrency: int, codes_db: Path, separate_client: bool
+    total: int, concurrency: int, codes_db: Path, separate_client: bool, *, canned: bool = False
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as state_dir:
         async with FakeSlack() as fake:
@@ -133,6 +149,15 @@ async def _bench(
                 # warm up: auth.test, caches, first SQLite pages (not measured)
                 for code in CODES:
                     await harness.sender.command(code, user="UWARMUP")
+                if canned:
+                    real = harness.service.inner
+                    replies = {
+                        code: await real.handle(
+                            Request(UserRef("slack", "T0001", "UCANNED"), code, request_id=code)
+                        )
+                        for code in CODES
+                    }
+                    harness.service.inner = _CannedReplies(replies)
                 response_url = fake.response_url()
                 if not separate_client:
                     figures = await _load(harness.url, response_url, total, concurrency)
@@ -168,6 +193,10 @@ def run(
         logging.getLogger(name).setLevel(logging.WARNING)
     codes_db = Path(os.environ.get("CODEBOT_CODES_DB") or Settings().codes_db)
     figures = asyncio.run(_bench(total, concurrency, codes_db, separate_client))
+    adapter = asyncio.run(_bench(total, concurrency, codes_db, separate_client, canned=True))
+    figures["adapter_only"] = {
+        key: adapter[key] for key in ("errors", "p50_ms", "p99_ms", "throughput_rps")
+    }
     figures["target_p99_ms"] = TARGET_P99_MS
     figures["ok"] = (
         figures["errors"] == 0

@@ -124,17 +124,6 @@ def test_bad_input_gets_a_short_clear_answer(run: Run, text: str) -> None:
         assert "@everyone" not in result.stdout
 
 
-def test_ask_quota_flow(run: Run) -> None:
-    first = run("ask", "--user", "u1", "--team", "t1", "/code E11.9")
-    assert "E11.9" in first.stdout and "0 code lookups remaining" in first.stdout
-    refused = run("ask", "--user", "u1", "--team", "t1", "/code I10")
-    assert "/code register" in refused.stdout and "Essential" not in refused.stdout
-    run("ask", "--user", "u1", "--team", "t1", "/code register")
-    after = run("ask", "--user", "u1", "--team", "t1", "/code I10")
-    assert "Essential (primary) hypertension" in after.stdout
-    assert "4 code lookups remaining (registered plan)" in after.stdout
-
-
 def test_console_banner_turns_and_clean_exit_at_end_of_input(run: Run) -> None:
     result = run("console", "--user", "c1", stdin="help\nmodifier LT\n")
     assert result.returncode == 0, result.stderr

@@ -295,3 +295,33 @@ def test_dev_set_recall(engine: SearchEngine) -> None:
     result = evaluate(dev, lambda q: [h.code for h in engine.search(q, limit=10)])
     assert result["recall@5"] >= 0.9, result["misses"]
     assert result["mrr"] >= 0.75
+
+
+# ---------------------------------------------------------------- qualifying contexts
+
+
+@pytest.mark.parametrize("query", ["diabetes", "diabtes"])
+def test_generic_query_prefers_the_concepts_home_over_pregnancy(
+    engine: SearchEngine, query: str
+) -> None:
+    top = codes(engine.search(query, limit=3), 3)
+    assert any(c.startswith(("E10", "E11")) for c in top), top
+    assert not any(c.startswith(("O", "P")) for c in top), top
+
+
+def test_pregnancy_codes_when_the_query_asks_for_them(engine: SearchEngine) -> None:
+    top = codes(engine.search("diabetes in pregnancy", limit=3), 3)
+    assert top and top[0].startswith("O24"), top
+
+
+def test_default_child_beats_added_context(engine: SearchEngine) -> None:
+    # "Urinary tract infection, site not specified" over neonatal / after-delivery codes.
+    assert codes(engine.search("urinary tract infection", limit=1), 1) == ["N39.0"]
+    top = codes(engine.search("anemia", limit=3), 3)
+    assert top[0] == "D64.9" and not any(c[0] in "OP" for c in top), top
+
+
+def test_history_codes_only_when_history_is_asked(engine: SearchEngine) -> None:
+    top = codes(engine.search("osteoporosis", limit=3), 3)
+    assert not any(c.startswith("Z") for c in top), top
+    assert any(c.startswith("Z8") for c in codes(engine.search("history of osteoporosis"), 3))

@@ -35,7 +35,12 @@ async def _read_port(process: asyncio.subprocess.Process, timeout: float = 30.0)
         match = LISTENING.search(line.decode())
         if match:
             return int(match.group(2))
-    raise AssertionError("the server never printed its port")
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    assert process.stderr is not None
+    errors = (await process.stderr.read()).decode()[-2000:]
+    raise AssertionError(f"the server never printed its port; stderr:\n{errors}")
 
 
 async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Path) -> None:
@@ -85,3 +90,13 @@ async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Pat
         assert fake.token not in logs and SIGNING_SECRET not in logs
         assert "Traceback" not in logs
         assert fake.violations == []
+
+
+def test_manifest_declares_what_the_adapter_uses() -> None:
+    manifest = (ROOT / "slack-app-manifest.yml").read_text(encoding="utf-8")
+    for needed in (
+        "command: /code", "commands", "chat:write", "app_mentions:read", "im:history",
+        "im:read", "im:write", "users:read", "app_mention", "message.im",
+        "is_enabled: true", "/slack/events",
+    ):
+        assert needed in manifest, needed

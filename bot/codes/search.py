@@ -40,12 +40,27 @@ from rapidfuzz import fuzz, process
 
 from bot.codes.normalize import normalize_code
 from bot.codes.search_index import (
+    CTX_COMPLICATION,
+    CTX_CONGENITAL,
+    CTX_EXTERNAL,
+    CTX_HISTORY,
+    CTX_INDUCED,
+    CTX_PERINATAL,
+    CTX_POISONING,
+    CTX_PREGNANCY,
+    CTX_PRESENCE,
+    CTX_QUALITY,
+    CTX_SCREENING,
+    CTX_SECONDARY,
+    CTX_SEQUELA,
     FLAG_BILLABLE,
     FLAG_GROUP,
     FLAG_TERMINATED,
     INDEX_VERSION,
+    NO_BLOCK,
     STOPWORDS,
     SYSTEM_INDEX,
+    context_mask,
     fold,
     raw_words,
     stem,
@@ -77,6 +92,25 @@ CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word m
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 DEPTH_PENALTY = 0.012  # per ICD-10-CM level below the category: general before specific
 PREFIX_BONUS = 0.03  # the title starts with the query's words ("Breast pump, manual")
+BLOCK_BONUS = 0.04  # the code's ICD-10-CM block is named by the query: the concept's home
+# A code whose title adds a qualifying context the query did not mention ("in pregnancy",
+# "due to underlying condition", "personal history of") is a specific answer to another
+# question: demote it by context. Default words ("without complications") cost nothing.
+CONTEXT_FACTORS: dict[int, float] = {
+    CTX_PREGNANCY: 0.88,
+    CTX_PERINATAL: 0.88,
+    CTX_EXTERNAL: 0.93,
+    CTX_SECONDARY: 0.92,
+    CTX_INDUCED: 0.92,
+    CTX_HISTORY: 0.9,
+    CTX_SCREENING: 0.92,
+    CTX_POISONING: 0.9,
+    CTX_SEQUELA: 0.92,
+    CTX_PRESENCE: 0.92,
+    CTX_COMPLICATION: 0.92,
+    CTX_CONGENITAL: 0.94,
+    CTX_QUALITY: 0.9,
+}
 
 
 class SearchIndexError(RuntimeError):
@@ -120,6 +154,10 @@ class _Loaded:
         self.doc_tlen = bytes(meta["doc_tlen"])
         self.doc_flags = bytes(meta["doc_flags"])
         self.doc_depth = bytes(meta["doc_depth"])
+        self.doc_ctx = array("H")
+        self.doc_ctx.frombytes(meta["doc_ctx"])
+        self.doc_block = array("I")
+        self.doc_block.frombytes(meta["doc_block"])
         self.n_docs = len(self.doc_ids)
         vocab_text = meta["vocab"]
         if isinstance(vocab_text, bytes):
@@ -379,6 +417,11 @@ class SearchEngine:
         variants, code_keys = self._variants(state, tokens)
         scores: dict[int, float] = {}
         allowed = state.system_set(sys_index) if sys_index is not None else None
+        said: set[str] = set(tokens)
+        for slots, _weight in variants:
+            for alts in slots:
+                said.update(tok for tok, _ in alts)
+        mentioned = context_mask(said)
         for slots, weight in variants:
             terms: list[_Term] = []
             dropped = 0
@@ -391,7 +434,7 @@ class SearchEngine:
             if not terms:
                 continue
             factor = weight * DROPPED_TERM_FACTOR**dropped
-            for doc, score in self._score_variant(state, terms, allowed).items():
+            for doc, score in self._score_variant(state, terms, allowed, mentioned).items():
                 s = score * factor
                 if s > scores.get(doc, 0.0):
                     scores[doc] = s
@@ -461,7 +504,11 @@ class SearchEngine:
         return [n for n, cid in enumerate(state.doc_ids) if cid in wanted]
 
     def _score_variant(
-        self, state: _Loaded, terms: list[_Term], allowed: frozenset[int] | None
+        self,
+        state: _Loaded,
+        terms: list[_Term],
+        allowed: frozenset[int] | None,
+        mentioned: int = 0,
     ) -> dict[int, float]:
         alls: list[frozenset[int]] = []
         for term in terms:
@@ -494,6 +541,10 @@ class SearchEngine:
         tlen = state.doc_tlen
         flags = state.doc_flags
         depth = state.doc_depth
+        ctx_of = state.doc_ctx
+        block_of = state.doc_block
+        context_factor: dict[int, float] = {0: 1.0}
+        block_share: dict[int, float] = {}
         other_w = OTHER_FIELD_WEIGHT
         # Flatten to plain tuples: attribute lookups dominate this loop otherwise.
         flat = [(term.idf, [(p.title, p.other, q) for p, q in term.alts]) for term in terms]
@@ -532,6 +583,20 @@ class SearchEngine:
                 score *= TERMINATED_FACTOR
             if f & FLAG_GROUP:
                 score *= GROUP_FACTOR
+            ctx = ctx_of[doc]
+            if ctx:
+                factor = context_factor.get(ctx)
+                if factor is None:
+                    factor = _context_factor(ctx & ~mentioned)
+                    context_factor[ctx] = factor
+                score *= factor
+            block = block_of[doc]
+            if block != NO_BLOCK:
+                share = block_share.get(block)
+                if share is None:
+                    share = _title_share(flat, block) / total_idf
+                    block_share[block] = share
+                score += BLOCK_BONUS * share
             scored.append((score, doc))
         top = heapq.nlargest(RERANK_DEPTH, scored, key=lambda sd: (sd[0], -sd[1]))
         return self._rerank(state, terms, top)
@@ -753,6 +818,27 @@ def _best(docs: Iterable[int] | frozenset[int] | set[int], n: int) -> list[int]:
     if isinstance(docs, set | frozenset) and len(docs) <= n:
         return list(docs)
     return heapq.nsmallest(n, docs)
+
+
+def _context_factor(unasked: int) -> float:
+    """Demotion for the qualifying contexts a title adds that the query did not mention."""
+    factor = 1.0
+    for bit, value in CONTEXT_FACTORS.items():
+        if unasked & bit:
+            factor *= value
+    return factor
+
+
+def _title_share(
+    flat: Sequence[tuple[float, Sequence[tuple[frozenset[int], frozenset[int], float]]]],
+    doc: int,
+) -> float:
+    """IDF mass of the query terms in `doc`'s title (its block: the concept's home)."""
+    total = 0.0
+    for idf, alts in flat:
+        best = max((q for title_set, _other, q in alts if doc in title_set), default=0.0)
+        total += idf * best
+    return total
 
 
 def _exact_slots(tokens: Iterable[str], quality: float) -> list[list[tuple[str, float]]]:

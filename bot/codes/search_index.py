@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-INDEX_VERSION = "2"
+INDEX_VERSION = "3"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -50,6 +50,102 @@ FLAG_GROUP = 16  # chapter, block, section, body system: navigation headers, not
 FLAG_MODIFIER = 32
 
 GROUP_KINDS = frozenset({"chapter", "block", "section", "body_system"})
+NO_BLOCK = 0xFFFFFFFF  # doc_block value of a document outside any ICD-10-CM block
+
+# Words that only say "the default of its category" ("without complications", "not elsewhere
+# classified", "initial encounter", "unspecified site"): they do not count towards a title's
+# length, so the default child of a category is as general as its parent. ("Other" is not a
+# default: "Other hypertension" is a residual category, not the answer to "hypertension".)
+_DEFAULT_WORDS = re.compile(
+    r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
+    r"|nec|initial encounter(?: for closed fracture)?"
+    r"|(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
+    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified)\b"
+)
+
+# doc_ctx bits: a *qualifying context* the title adds ("in pregnancy", "due to underlying
+# condition", "personal history of"). The engine demotes a code for each context the query
+# does not mention; the trigger words below are what counts as mentioning it.
+CTX_PREGNANCY = 1
+CTX_PERINATAL = 2
+CTX_EXTERNAL = 4  # ICD-10-CM V00-Y99: external causes, secondary codes
+CTX_SECONDARY = 8  # due to underlying condition, in diseases classified elsewhere
+CTX_INDUCED = 16  # drug or chemical induced
+CTX_HISTORY = 32  # personal / family history of
+CTX_SCREENING = 64
+CTX_POISONING = 128  # poisoning by, adverse effect of, underdosing of, toxic effect of
+CTX_SEQUELA = 256  # sequela, subsequent encounter
+CTX_PRESENCE = 512  # presence of, ... status
+CTX_COMPLICATION = 1024  # postprocedural, following surgery, breakdown of a device
+CTX_CONGENITAL = 2048
+CTX_QUALITY = 4096  # HCPCS quality-reporting codes (G8xxx, G9xxx, M1xxx)
+
+_CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
+    (bit, re.compile(pattern))
+    for bit, pattern in (
+        (
+            CTX_PREGNANCY,
+            r"\b(?:pregnan\w*|childbirth|puerper\w*|trimester|antepartum|postpartum"
+            r"|intrapartum|obstetric\w*|gestational|maternal)\b",
+        ),
+        (CTX_PERINATAL, r"\b(?:newborn|neonatal|perinatal|neonate|prematurity)\b"),
+        (
+            CTX_SECONDARY,
+            r"\b(?:underlying condition|classified elsewhere|in (?:other )?diseases)\b",
+        ),
+        (CTX_INDUCED, r"\b(?:drug or chemical induced|induced)\b"),
+        (CTX_HISTORY, r"\bhistory of\b"),
+        (CTX_SCREENING, r"\bscreening\b"),
+        (
+            CTX_POISONING,
+            r"\b(?:poisoning by|adverse effect|underdosing|toxic effect)\b",
+        ),
+        (CTX_SEQUELA, r"\b(?:sequela|subsequent encounter)\b"),
+        (CTX_PRESENCE, r"(?:^presence of\b|\bstatus$|\bfitting and adjustment\b)"),
+        (
+            CTX_COMPLICATION,
+            r"\b(?:postprocedural|postoperative|following (?:\w+ )?(?:surgery|procedure)"
+            r"|complication of|breakdown|displacement of|leakage of|malfunction)\b",
+        ),
+        (CTX_CONGENITAL, r"\bcongenital\b"),
+    )
+)
+
+# Query words that mention a context (folded and stemmed like every token).
+CTX_TRIGGERS: dict[int, frozenset[str]] = {
+    CTX_PREGNANCY: frozenset(
+        "pregnancy pregnant prenatal antenatal obstetric obstetrical ob labor labour delivery"
+        " childbirth miscarriage abortion ectopic eclampsia preeclampsia gestational gestation"
+        " trimester postpartum puerperium puerperal maternal fetal fetus cesarean caesarean"
+        " placenta placental antepartum intrapartum lactation breastfeeding".split()
+    ),
+    CTX_PERINATAL: frozenset(
+        "newborn neonatal neonate perinatal baby infant birth fetal fetus premature"
+        " prematurity preterm nicu".split()
+    ),
+    CTX_EXTERNAL: frozenset(
+        "accident fall fell fallen struck bitten bite collision crash assault drowning"
+        " cause external activity place occupant pedestrian".split()
+    ),
+    CTX_SECONDARY: frozenset("underlying elsewhere secondary".split()),
+    CTX_INDUCED: frozenset("induced drug chemical medication medicine iatrogenic".split()),
+    CTX_HISTORY: frozenset("history hx family previous past prior".split()),
+    CTX_SCREENING: frozenset("screening screen".split()),
+    CTX_POISONING: frozenset(
+        "poisoning poison overdose adverse reaction underdosing underdose toxic toxicity"
+        " effect side".split()
+    ),
+    CTX_SEQUELA: frozenset("sequela late subsequent followup aftercare".split()),
+    CTX_PRESENCE: frozenset("presence status fitting adjustment".split()),
+    CTX_COMPLICATION: frozenset(
+        "complication postprocedural postoperative postop post following after breakdown"
+        " displacement leakage malfunction".split()
+    ),
+    CTX_CONGENITAL: frozenset("congenital birth defect inborn hereditary malformation".split()),
+    CTX_QUALITY: frozenset(
+        "documentation documented measure quality mips reason reporting".split()
+    ),
+}
 
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
 
@@ -106,10 +202,55 @@ def title_length(title: str, short_title: str, kind: str) -> int:
     with instructions ("Technical component; under certain circumstances ..."), so its short
     title measures it better. (Other short titles are abbreviations: not comparable.)
     """
-    n = len(set(tokenize(_PARENS.sub(" ", title) if "(" in title else title)))
+    n = len(set(tokenize(default_free(_PARENS.sub(" ", title) if "(" in title else title))))
     if short_title and kind == "modifier":
         n = min(n, len(set(tokenize(short_title))))
     return max(n, 1)
+
+
+def context_mask(tokens: Iterable[str]) -> int:
+    """The contexts a query mentions, from its (normalised) tokens."""
+    mask = 0
+    for tok in tokens:
+        mask |= _TRIGGER_BITS.get(tok, 0)
+    return mask
+
+
+def default_free(title: str) -> str:
+    """`title` without its "default" words (see `_DEFAULT_WORDS`), lower-cased."""
+    return _DEFAULT_WORDS.sub(" ", fold(title))
+
+
+def context_bits(system: str, kind: str, key: str, title: str) -> int:
+    """The qualifying contexts a code's title (or its place in the code set) adds."""
+    bits = 0
+    if system == "icd10cm":
+        if kind in GROUP_KINDS:
+            return 0  # headers name the context of a whole range: they are its home
+        first = key[:1]
+        if first == "O":
+            bits |= CTX_PREGNANCY
+        elif first == "P":
+            bits |= CTX_PERINATAL
+        elif first in "VWXY":
+            bits |= CTX_EXTERNAL
+        elif first == "Q":
+            bits |= CTX_CONGENITAL
+        elif "T80" <= key[:3] <= "T88":
+            bits |= CTX_COMPLICATION  # complications of surgical and medical care
+        text = fold(_PARENS.sub(" ", title))
+        for bit, pattern in _CTX_PATTERNS:
+            if pattern.search(text):
+                bits |= bit
+    elif system == "hcpcs" and kind == "code" and len(key) == 5 and key[:2] in ("G8", "G9", "M1"):
+        bits |= CTX_QUALITY
+    return bits
+
+
+_TRIGGER_BITS: dict[str, int] = {}
+for _bit, _words in CTX_TRIGGERS.items():
+    for _word in _words:
+        _TRIGGER_BITS[stem(_word)] = _TRIGGER_BITS.get(stem(_word), 0) | _bit
 
 
 def depth_of(system: str, kind: str, key: str) -> int:
@@ -162,20 +303,29 @@ def build_search_index(
 
     rows = conn.execute(
         "SELECT id, system, kind, key, title, short_title, billable, status, sort_order,"
-        " search_terms FROM codes"
+        " search_terms, parent_id FROM codes"
     ).fetchall()
+    # ICD-10-CM block of every code (the "home" range of a concept: E08-E13 Diabetes mellitus).
+    parent_of = {r[0]: r[10] for r in rows}
+    block_rows = {r[0] for r in rows if r[1] == "icd10cm" and r[2] == "block"}
+
+    def block_of(cid: int) -> int | None:
+        seen = 0
+        node = parent_of.get(cid)
+        while node is not None and seen < 12:
+            if node in block_rows:
+                return node
+            node = parent_of.get(node)
+            seen += 1
+        return None
 
     # Tokenise once; remember each document's prior so internal numbers follow it.
-    docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str]]] = []
-    for cid, system, kind, key, title, short, billable, status, order, terms in rows:
+    docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int]] = []
+    for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
         title_tokens = tokenize(title)
         other: set[str] = set(tokenize(short)) if short else set()
-        # Most titles have no parentheses: their length is known without a second pass.
-        tlen = (
-            title_length(title, short, kind)
-            if "(" in title or kind == "modifier"
-            else max(len(set(title_tokens)), 1)
-        )
+        tlen = title_length(title, short, kind)
+        ctx = context_bits(system, kind, key, title)
         if terms:
             other.update(tokenize(terms))
         if kind == "modifier":
@@ -192,8 +342,9 @@ def build_search_index(
             flags |= FLAG_MODIFIER
         depth = depth_of(system, kind, key)
         prior = _prior_key(kind, bool(billable), status, tlen + depth, system, order)
-        docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other))
+        docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other, ctx))
     docs.sort(key=lambda d: d[0])
+    number_of = {d[1]: n for n, d in enumerate(docs)}
     progress(f"  search index: tokenised {len(docs):,} documents")
 
     title_post: dict[str, array[int]] = {}
@@ -202,8 +353,13 @@ def build_search_index(
     doc_tlen = array("B")
     doc_flags = array("B")
     doc_depth = array("B")
-    for n, (_key, cid, tlen, depth, flags, title_tokens, other) in enumerate(docs):
+    doc_ctx = array("H")
+    doc_block = array("I")
+    for n, (_key, cid, tlen, depth, flags, title_tokens, other, ctx) in enumerate(docs):
         doc_ids.append(cid)
+        doc_ctx.append(ctx)
+        block = block_of(cid)
+        doc_block.append(number_of[block] if block is not None else NO_BLOCK)
         doc_tlen.append(tlen)
         doc_depth.append(min(depth, 255))
         doc_flags.append(flags)
@@ -227,6 +383,8 @@ def build_search_index(
         ("doc_tlen", doc_tlen.tobytes()),
         ("doc_flags", doc_flags.tobytes()),
         ("doc_depth", doc_depth.tobytes()),
+        ("doc_ctx", doc_ctx.tobytes()),
+        ("doc_block", doc_block.tobytes()),
         ("vocab", "\n".join(vocab)),
         ("synonyms", synonyms),
     ]
