@@ -36,7 +36,11 @@ from bot.codes.search_index import build_search_index
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "data" / "build" / "codes.sqlite"
-DEFAULT_DEV = ROOT.parent / "shared" / "eval" / "search-dev.tsv"
+# The shared dev set when the checkout sits beside shared/ (as in CI), else our copy of it.
+_SHARED_DEV = ROOT.parent / "shared" / "eval" / "search-dev.tsv"
+DEFAULT_DEV = (
+    _SHARED_DEV if _SHARED_DEV.is_file() else ROOT / "benchmarks" / "data" / "search-dev.tsv"
+)
 WRATIO_BUDGET_S = 60.0  # the naive baseline gets at most this long
 CODE_PREFIXES = ["E11", "e11.6", "0DT", "0dtj", "A04", "S72.0", "I1", "J44", "K08", "G0"]
 

@@ -29,10 +29,12 @@ ledger disagreeing.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from bot.model import UserRef
 from bot.plans import Period, Plan, PlanTable, lookups, month_key, month_start
@@ -44,6 +46,7 @@ MAX_GRANT = 1_000_000  # one grant; a bigger number is a typo, not a plan
 ANONYMOUS = "(anonymous)"
 
 Clock = Callable[[], datetime]
+X = TypeVar("X")
 
 
 def utc_now() -> datetime:
@@ -222,6 +225,23 @@ class QuotaLedger:
         An empty request id cannot be deduplicated: it gets a fresh unique id.
         Raises ValueError for a negative cost.
         """
+        outcome, _ = await self.charge_then(user, request_id, cost, None)
+        return outcome
+
+    async def charge_then(
+        self,
+        user: UserRef,
+        request_id: str,
+        cost: int,
+        then: Callable[[sqlite3.Connection], X] | None,
+    ) -> tuple[ChargeOutcome, X | BaseException | None]:
+        """`charge`, then, when allowed, `then(connection)` in the SAME database hop.
+
+        `then` is a read of the caller's (e.g. the team notes for the answer) run right
+        after the charge statement committed, saving a second thread round trip. Its
+        result, or the exception it raised, is returned next to the outcome (None when the
+        charge was refused or `then` is None); the charge stands either way.
+        """
         if cost < 0:
             raise ValueError("cost must be >= 0")
         if not self._plans_installed:
@@ -235,14 +255,31 @@ class QuotaLedger:
             "month": month_key(now),
             "now": timestamp(now),
         }
-        row = await self.db.fetchone(_CHARGE_SQL, params)
-        replayed = row is None
-        if row is None:
-            row = await self.db.fetchone(_REPLAY_SQL, key)
-            if row is None:  # refunded between the two statements: charge afresh
-                return await self.charge(user, request_id, cost)
+
+        def job(
+            connection: sqlite3.Connection,
+        ) -> tuple[sqlite3.Row, bool, X | BaseException | None]:
+            while True:
+                rows = connection.execute(_CHARGE_SQL, params).fetchall()
+                if rows:
+                    row, replayed = rows[0], False
+                    break
+                rows = connection.execute(_REPLAY_SQL, key).fetchall()
+                if rows:  # else refunded between the two statements: charge afresh
+                    row, replayed = rows[0], True
+                    break
+            extra: X | BaseException | None = None
+            if then is not None and row["allowed"]:
+                try:
+                    extra = then(connection)
+                except Exception as error:  # reported to the caller, never undoes the charge
+                    extra = error
+            return row, replayed, extra
+
+        row, replayed, extra = await self.db.run(job)
+        if replayed:
             now = parse_timestamp(row["created_at"])
-        return self._outcome(
+        outcome = self._outcome(
             bool(row["allowed"]),
             row["pool_user"],
             self.plans.get(row["plan"]) or self.plans.guest,
@@ -251,6 +288,7 @@ class QuotaLedger:
             now,
             replayed=replayed,
         )
+        return outcome, extra
 
     def _outcome(
         self,

@@ -16,7 +16,11 @@ Connection rules, chosen for many writers in several processes:
   the rare "database is locked"/"busy" errors SQLite reports without waiting (WAL recovery,
   snapshot conflicts) with jittered backoff;
 - one connection per process, guarded by an asyncio lock, so an explicit transaction of
-  one coroutine never swallows another coroutine's statement.
+  one coroutine never swallows another coroutine's statement;
+- hot paths submit plain sqlite3 "jobs" (`Database.run`) that run on the connection's
+  thread in one hop; jobs that arrive while a hop is in flight share the next hop
+  (each statement still commits on its own), so under load a thread handoff and an event
+  loop wake-up are paid per batch of requests, not per statement.
 
 Migrations are numbered SQL scripts applied in order inside `BEGIN IMMEDIATE`, tracked by
 `PRAGMA user_version`; several processes starting at once apply each migration once.
@@ -28,8 +32,10 @@ import asyncio
 import logging
 import random
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -175,7 +181,9 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._conn = connection
         self.path = path
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # held by transaction() and by each hop of run() jobs
+        self._jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pump: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -234,11 +242,61 @@ class Database:
                 delay = min(delay * 2, 0.25)
         raise AssertionError("unreachable")
 
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(connection)` on the connection's thread, as one hop; return its result.
+
+        The job is plain synchronous sqlite3 code (autocommit: each statement it runs is
+        atomic on its own). Jobs submitted while a hop is in flight, or while a
+        `transaction()` holds the connection, are queued and then run back to back in ONE
+        hop, in submission order: under concurrency many requests share a single thread
+        handoff and a single wake-up of the event loop. A job's transient lock errors are
+        retried (with backoff, on the worker thread) before they are reported to its caller;
+        one job's failure never affects the others in its hop.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.append((job, future))
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._pump_jobs())
+        return await future
+
+    async def _pump_jobs(self) -> None:
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        try:
+            while self._jobs:
+                async with self._lock:  # never inside another coroutine's transaction
+                    batch, self._jobs = self._jobs, []
+                    outcomes = await self._on_worker_thread(
+                        partial(_run_jobs, [job for job, _ in batch])
+                    )
+                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.done():  # the caller was cancelled; the job still ran
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+                batch = []
+        except BaseException as error:  # connection closed, loop shutting down, cancelled
+            failure = error if isinstance(error, Exception) else ConnectionError(str(error))
+            for _, future in batch + self._jobs:
+                if not future.done():
+                    future.set_exception(failure)
+            self._jobs = []
+            if not isinstance(error, Exception):
+                raise  # cancellation: let it propagate (the failure went to every caller)
+        finally:
+            self._pump = None
+
+    async def _on_worker_thread(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        # aiosqlite has no public "run this callable on your thread" API; `_execute` (queue a
+        # callable, await its result) and `_conn` (the sqlite3 connection) are its internals,
+        # used ONLY here. Pinned by the aiosqlite version in pyproject; tests cover it.
+        raw = self._conn._conn
+        return await self._conn._execute(function, raw)
+
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run one statement (read, or a write with RETURNING) and return all its rows."""
-        async with self._lock:
-            rows = await self._retry(lambda: self._conn.execute_fetchall(sql, params))
-        return list(rows)  # sqlite3.Row by row_factory
+        return await self.run(lambda connection: connection.execute(sql, params).fetchall())
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run one statement and return its first row, or None."""
@@ -247,8 +305,7 @@ class Database:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement (atomic on its own); return the number of changed rows."""
-        async with self._lock:
-            return await self._retry(lambda: self._execute(sql, params))
+        return await self.run(lambda connection: int(connection.execute(sql, params).rowcount))
 
     async def _execute(self, sql: str, params: Params) -> int:
         async with self._conn.execute(sql, params) as cursor:
@@ -291,6 +348,29 @@ class Transaction:
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run one statement for each parameter set."""
         await self._conn.executemany(sql, rows)
+
+
+def _run_jobs(
+    jobs: Sequence[Callable[[sqlite3.Connection], Any]], connection: sqlite3.Connection
+) -> list[tuple[bool, Any]]:
+    """On the worker thread: run each job, retrying lock errors; (ok, result or error)."""
+    outcomes: list[tuple[bool, Any]] = []
+    for job in jobs:
+        delay = 0.002
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                outcomes.append((True, job(connection)))
+                break
+            except Exception as error:
+                if not is_locked_error(error) or attempt == MAX_RETRIES:
+                    if connection.in_transaction:  # a job must never leave one open
+                        connection.rollback()
+                    outcomes.append((False, error))
+                    break
+                logger.debug("state database busy (attempt %d); retrying", attempt + 1)
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.25)
+    return outcomes
 
 
 def _split_script(script: str) -> list[str]:

@@ -158,3 +158,16 @@ def test_missing_code_database_is_a_clear_error(run: Run, tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert "codebot data build" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_admin_export_and_purge_commands(run: Run) -> None:
+    run("ask", "--user", "u9", "--team", "t9", "/code note E11.9 check A1c")
+    run("ask", "--user", "u9", "--team", "t9", "/code E11.9")
+    exported = run("admin", "export", "--team", "console:t9")
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(exported.stdout)
+    assert [note["text"] for note in data["notes"]] == ["check A1c"]
+    purged = run("admin", "purge", "--user", "console:t9:u9")
+    assert purged.returncode == 0 and "Removed" in purged.stdout
+    again = json.loads(run("admin", "export", "--team", "console:t9").stdout)
+    assert again["notes"] == []

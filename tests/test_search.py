@@ -289,7 +289,6 @@ def test_limits_are_respected(engine: SearchEngine) -> None:
 # ------------------------------------------------------------------ dev set
 
 
-@pytest.mark.skipif(not DEFAULT_DEV.is_file(), reason="dev set not present")
 def test_dev_set_recall(engine: SearchEngine) -> None:
     dev = load_dev(DEFAULT_DEV)
     result = evaluate(dev, lambda q: [h.code for h in engine.search(q, limit=10)])

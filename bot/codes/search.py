@@ -22,6 +22,14 @@ How a query is answered:
    word (general before specific), a small bonus for billable codes and for the query's words
    appearing adjacent and in order in the title, and penalties for terminated codes and for
    navigation headers (chapters, blocks, sections).
+6. Generic queries get the concept's general code, not a specific one: "default" words
+   ("without complications", "not elsewhere classified", "initial encounter") do not count as
+   extra title words; a code whose title or chapter adds a qualifying context the query did
+   not mention (pregnancy, newborn, external cause, "due to underlying condition", "history
+   of", "poisoning by", sequela, device complications, quality-reporting G/M codes...) is
+   demoted per context (`CONTEXT_FACTORS`, bits from the index's `doc_ctx`); and a code whose
+   ICD-10-CM block title holds the query's words (E08-E13 "Diabetes mellitus" for "diabetes")
+   gets `BLOCK_BONUS` (the block is the concept's home).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ same SQLite file, so opening the engine reads a few small blobs and nothing else
   have it only in the short title or inclusion terms. Both are packed `array('I')` bytes of
   *internal* document numbers in ascending order.
 * `search_meta(key, value)`: the document table as packed arrays (`doc_ids`, `doc_tlen`,
-  `doc_flags`), the vocabulary and the synonyms text.
+  `doc_flags`, `doc_depth`; `doc_ctx`: the qualifying contexts a title adds, as `CTX_*` bits;
+  `doc_block`: internal number of the document's ICD-10-CM block, `NO_BLOCK` if none), the
+  vocabulary and the synonyms text. A title's length (`doc_tlen`) leaves out default words
+  such as "without complications" (see `_DEFAULT_WORDS`).
 
 Internal document numbers are assigned in order of a static "generality" prior (groups such as
 chapters last, terminated codes late, short titles first, billable before headers). A smaller
@@ -111,40 +114,43 @@ _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
     )
 )
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Query words that mention a context (folded and stemmed like every token).
 CTX_TRIGGERS: dict[int, frozenset[str]] = {
-    CTX_PREGNANCY: frozenset(
+    CTX_PREGNANCY: _words(
         "pregnancy pregnant prenatal antenatal obstetric obstetrical ob labor labour delivery"
         " childbirth miscarriage abortion ectopic eclampsia preeclampsia gestational gestation"
         " trimester postpartum puerperium puerperal maternal fetal fetus cesarean caesarean"
-        " placenta placental antepartum intrapartum lactation breastfeeding".split()
+        " placenta placental antepartum intrapartum lactation breastfeeding"
     ),
-    CTX_PERINATAL: frozenset(
+    CTX_PERINATAL: _words(
         "newborn neonatal neonate perinatal baby infant birth fetal fetus premature"
-        " prematurity preterm nicu".split()
+        " prematurity preterm nicu"
     ),
-    CTX_EXTERNAL: frozenset(
+    CTX_EXTERNAL: _words(
         "accident fall fell fallen struck bitten bite collision crash assault drowning"
-        " cause external activity place occupant pedestrian".split()
+        " cause external activity place occupant pedestrian"
     ),
-    CTX_SECONDARY: frozenset("underlying elsewhere secondary".split()),
-    CTX_INDUCED: frozenset("induced drug chemical medication medicine iatrogenic".split()),
-    CTX_HISTORY: frozenset("history hx family previous past prior".split()),
-    CTX_SCREENING: frozenset("screening screen".split()),
-    CTX_POISONING: frozenset(
+    CTX_SECONDARY: _words("underlying elsewhere secondary"),
+    CTX_INDUCED: _words("induced drug chemical medication medicine iatrogenic"),
+    CTX_HISTORY: _words("history hx family previous past prior"),
+    CTX_SCREENING: _words("screening screen"),
+    CTX_POISONING: _words(
         "poisoning poison overdose adverse reaction underdosing underdose toxic toxicity"
-        " effect side".split()
+        " effect side"
     ),
-    CTX_SEQUELA: frozenset("sequela late subsequent followup aftercare".split()),
-    CTX_PRESENCE: frozenset("presence status fitting adjustment".split()),
-    CTX_COMPLICATION: frozenset(
+    CTX_SEQUELA: _words("sequela late subsequent followup aftercare"),
+    CTX_PRESENCE: _words("presence status fitting adjustment"),
+    CTX_COMPLICATION: _words(
         "complication postprocedural postoperative postop post following after breakdown"
-        " displacement leakage malfunction".split()
+        " displacement leakage malfunction"
     ),
-    CTX_CONGENITAL: frozenset("congenital birth defect inborn hereditary malformation".split()),
-    CTX_QUALITY: frozenset(
-        "documentation documented measure quality mips reason reporting".split()
-    ),
+    CTX_CONGENITAL: _words("congenital birth defect inborn hereditary malformation"),
+    CTX_QUALITY: _words("documentation documented measure quality mips reason reporting"),
 }
 
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
@@ -248,8 +254,8 @@ def context_bits(system: str, kind: str, key: str, title: str) -> int:
 
 
 _TRIGGER_BITS: dict[str, int] = {}
-for _bit, _words in CTX_TRIGGERS.items():
-    for _word in _words:
+for _bit, _trigger_words in CTX_TRIGGERS.items():
+    for _word in _trigger_words:
         _TRIGGER_BITS[stem(_word)] = _TRIGGER_BITS.get(stem(_word), 0) | _bit
 
 
