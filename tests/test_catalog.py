@@ -180,3 +180,14 @@ def test_releases(catalog: CodeCatalog) -> None:
     assert systems[:3] == ["icd10cm", "icd10pcs", "hcpcs"]
     pcs = next(s for s in catalog.releases() if s.system == "icd10pcs")
     assert pcs.release == "FY2026" and pcs.counts["codes"] == 79_115
+
+
+def test_category_instructions_are_inherited_with_their_source(catalog: CodeCatalog) -> None:
+    (card,) = catalog.lookup("E11.9")
+    additional = card.notes["use_additional_code"]
+    assert any("insulin (Z79.4)" in line and line.endswith("[E11]") for line in additional)
+    assert card.notes["excludes1"][0].startswith("type 2 diabetes mellitus, without")  # own first
+    (fracture,) = catalog.lookup("S72.001A")
+    assert any(line.endswith("[S72]") for line in fracture.notes["excludes1"])
+    (pcs,) = catalog.lookup("0DTJ4ZZ")
+    assert not any("[" in line for lines in pcs.notes.values() for line in lines)

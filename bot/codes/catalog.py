@@ -53,6 +53,18 @@ def read_code_sets(conn: sqlite3.Connection) -> list[CodeSetStatus]:
     return out
 
 
+# Instructional notes that ICD-10-CM applies to every code below the one carrying them.
+_INHERITED_NOTE_KEYS = (
+    "includes",
+    "excludes1",
+    "excludes2",
+    "code_first",
+    "use_additional_code",
+    "code_also",
+)
+_NOTE_SOURCE_KINDS = frozenset({"category", "subcategory", "code"})
+
+
 class CodeCatalog:
     """Read-only access to the code database. Safe to share between threads."""
 
@@ -65,6 +77,7 @@ class CodeCatalog:
         self._sets: dict[str, CodeSetStatus] = {}
         self._refs: dict[int, tuple[int | None, CodeRef]] = {}
         self._parent_attrs: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._ancestor_notes: dict[int, dict[str, list[str]]] = {}
         self._prefix_keys: dict[str, list[str]] = {}
 
     @classmethod
@@ -95,6 +108,7 @@ class CodeCatalog:
             self._sets = {s.system: s for s in read_code_sets(self._conn)}
             self._refs.clear()
             self._parent_attrs.clear()
+            self._ancestor_notes.clear()
             self._prefix_keys.clear()
 
     def _ref(self, row_id: int) -> tuple[int | None, CodeRef]:
@@ -118,7 +132,9 @@ class CodeCatalog:
         row_id, system, code, kind, title, short_title, billable, status, parent_id, raw = row
         direct_parent = parent_id
         parents: list[CodeRef] = []
+        ancestor_ids: list[int] = []
         while parent_id is not None:
+            ancestor_ids.append(parent_id)
             parent_id, ref = self._ref(parent_id)
             parents.append(ref)
         parents.reverse()
@@ -158,11 +174,48 @@ class CodeCatalog:
             parents=tuple(parents),
             children=tuple(children),
             children_total=total,
-            notes={k: tuple(v) for k, v in details.get("notes", {}).items()},
+            notes=self._notes_with_inherited(system, details.get("notes", {}), ancestor_ids),
             effective=effective,
             attributes=self._attributes(details, direct_parent),
             source=source,
         )
+
+    def _notes_with_inherited(
+        self, system: str, own: dict[str, list[str]], ancestor_ids: list[int]
+    ) -> dict[str, tuple[str, ...]]:
+        """A code's notes plus the instructional notes of its category and subcategories.
+
+        ICD-10-CM conventions: includes, excludes and "code first / use additional / code
+        also" notes at a category apply to every code below it, so a coder looking at E11.9
+        must see E11's "use additional code" note. Each inherited line names its source code.
+        Chapter and block notes are left out: they are long and rarely decide a code.
+        """
+        notes = {key: list(values) for key, values in own.items()}
+        if system != CodeSystem.ICD10CM.value:
+            return {key: tuple(values) for key, values in notes.items()}
+        for ancestor_id in ancestor_ids:
+            for key, values in self._inheritable_notes(ancestor_id).items():
+                notes.setdefault(key, []).extend(values)
+        return {key: tuple(values) for key, values in notes.items() if values}
+
+    def _inheritable_notes(self, row_id: int) -> dict[str, list[str]]:
+        """Notes of an ancestor row that apply to its descendants, tagged with its code."""
+        cached = self._ancestor_notes.get(row_id)
+        if cached is not None:
+            return cached
+        kind, code, raw = self._conn.execute(
+            "SELECT kind, code, details FROM codes WHERE id = ?", (row_id,)
+        ).fetchone()
+        inherited: dict[str, list[str]] = {}
+        if kind in _NOTE_SOURCE_KINDS and raw and raw != "{}":
+            notes = json.loads(raw).get("notes", {})
+            for key in _INHERITED_NOTE_KEYS:
+                if notes.get(key):
+                    inherited[key] = [f"{line} [{code}]" for line in notes[key]]
+        if len(self._ancestor_notes) > 5_000:
+            self._ancestor_notes.clear()
+        self._ancestor_notes[row_id] = inherited
+        return inherited
 
     def _attributes(
         self, details: dict[str, Any], parent_id: int | None
