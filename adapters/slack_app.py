@@ -603,7 +603,10 @@ def make_web_app(
 
 def _quiet_sdk_loggers() -> None:
     # bolt/sdk debug logs include request bodies; keep them at INFO or above in production
-    for name in ("slack_bolt", "slack_sdk", "codebot.slack.bolt", "codebot.slack.api"):
+    for name in (
+        "slack_bolt", "slack_sdk", "codebot.slack.bolt", "codebot.slack.api",
+        "codebot.slack.socket",
+    ):
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
 
@@ -628,10 +631,16 @@ async def serve_slack(
     )
     await runner.setup()
     socket_handler: Any = None
+    connecting: asyncio.Future[None] | None = None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     try:
+        # signals first: a SIGTERM while Socket Mode is still connecting is a clean stop too
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+                installed.append(signum)
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = _bound_port(runner, port)
@@ -639,24 +648,42 @@ async def serve_slack(
         log.info("slack adapter ready (%s) on %s:%s", mode, host, bound)
         print(f"listening on {host}:{bound}", flush=True)
         if settings.slack_app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket_handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token)
-            await socket_handler.connect_async()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-                installed.append(signum)
+            socket_handler = _socket_mode_handler(adapter, settings.slack_app_token)
+            # the client retries apps.connections.open/connect on its own until closed, so
+            # connecting runs beside the wait for `stop` instead of blocking it
+            connecting = asyncio.ensure_future(socket_handler.connect_async())
         await stop.wait()
         log.info("slack adapter stopping")
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
         if socket_handler is not None:
+            # sends the websocket close frame, stops the receive/ping tasks, closes sessions
             with contextlib.suppress(Exception):
                 await socket_handler.close_async()
         # stops accepting, lets requests in flight finish, then drains background answers
         await runner.cleanup()
+
+
+def _socket_mode_handler(adapter: SlackAdapter, app_token: str) -> Any:
+    """bolt's aiohttp Socket Mode handler over the adapter's app and Web API client.
+
+    The socket-mode client calls `apps.connections.open` through its web client, so it gets
+    the adapter's client explicitly: same `base_url` (`SLACK_API_URL`, e.g. a fake Slack),
+    timeout and logger as every other Web API call.
+    """
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    return AsyncSocketModeHandler(
+        adapter.app,
+        app_token,
+        web_client=adapter.client,
+        logger=logging.getLogger("codebot.slack.socket"),
+    )
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:

@@ -16,7 +16,7 @@ import pytest
 from benchmarks.search_bench import DEFAULT_DEV, evaluate, is_hit, load_dev
 from bot.codes.schema import CODES_DDL
 from bot.codes.search import SearchEngine, SearchIndexError, parse_synonyms
-from bot.codes.search_index import build_search_index, stem, tokenize
+from bot.codes.search_index import build_search_index, head_word, stem, tokenize
 from bot.model import CodeRef, CodeSystem, SearchHit
 
 
@@ -324,3 +324,65 @@ def test_history_codes_only_when_history_is_asked(engine: SearchEngine) -> None:
     top = codes(engine.search("osteoporosis", limit=3), 3)
     assert not any(c.startswith("Z") for c in top), top
     assert any(c.startswith("Z8") for c in codes(engine.search("history of osteoporosis"), 3))
+
+
+# ------------------------------------------------------------------ devices and procedures
+
+
+def test_head_word_of_titles() -> None:
+    assert head_word("hcpcs", "code", "Walker, rigid (pickup), adjustable or fixed height") == (
+        "walker"
+    )
+    assert head_word("hcpcs", "code", "Crutch attachment, walker, each") == "attachment"
+    assert head_word("hcpcs", "code", "Infusion set for external insulin pump") == "set"
+    assert head_word("hcpcs", "code", "Blood glucose test or reagent strips for home") == "strip"
+    assert head_word("icd10pcs", "code", "Bypass Coronary Artery, One Artery from Aorta") == (
+        "bypass"
+    )
+    assert head_word("icd10cm", "block", "Diabetes mellitus") == ""
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [
+        ("insulin pump", ["E0784", "E0787"]),
+        ("walker", ["E0130", "E0135", "E0141", "E0143"]),
+        ("crutches", ["E0110", "E0111", "E0112", "E0113", "E0114", "E0116", "E0117"]),
+        ("oxygen concentrator", ["E1390", "E1391", "E1392"]),
+        ("knee orthosis", ["L18*"]),
+    ],
+)
+def test_device_named_by_its_head_noun_comes_first(
+    engine: SearchEngine, query: str, answers: list[str]
+) -> None:
+    # The code that *is* the device ("Walker, rigid") beats accessories and supplies for it
+    # ("Seat attachment, walker"; "Infusion set for external insulin pump").
+    hits = engine.search(query, limit=5)
+    assert rank_of(hits[:2], answers) is not None, codes(hits)
+
+
+def test_commercial_s_code_below_equivalent_medicare_code(engine: SearchEngine) -> None:
+    order = codes(engine.search("insulin pump", limit=10), 10)
+    assert "E0784" in order
+    if "S9145" in order:
+        assert order.index("E0784") < order.index("S9145")
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [
+        ("cataract surgery", ["08DJ*", "08DK*", "08RJ*", "08RK*"]),
+        ("hip replacement", ["0SR9*", "0SRB*"]),
+        ("knee arthroscopy", ["0SJC4ZZ", "0SJD4ZZ"]),
+        ("colonoscopy", ["0DJD8ZZ"]),
+        ("spinal fusion", ["0RG*", "0SG*"]),
+        ("mastectomy", ["0HTT*", "0HTU*", "0HTV*"]),
+        ("kidney transplant", ["0TY0*", "0TY1*"]),
+        ("inguinal hernia repair", ["0YQ5*", "0YQ6*", "0YQA*", "0YU5*", "0YU6*", "0YUA*"]),
+    ],
+)
+def test_procedure_names_reach_pcs_root_operations(
+    engine: SearchEngine, query: str, answers: list[str]
+) -> None:
+    hits = engine.search(query, limit=5)
+    assert rank_of(hits, answers) is not None, codes(hits)

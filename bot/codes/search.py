@@ -30,6 +30,12 @@ How a query is answered:
    demoted per context (`CONTEXT_FACTORS`, bits from the index's `doc_ctx`); and a code whose
    ICD-10-CM block title holds the query's words (E08-E13 "Diabetes mellitus" for "diabetes")
    gets `BLOCK_BONUS` (the block is the concept's home).
+7. A code that *is* the thing asked for beats one that merely mentions it: `HEAD_BONUS` when
+   the title's head word (`search_index.head_word`: "Walker, rigid" -> walker, "Crutch
+   attachment, walker" -> attachment) is the query's head noun, i.e. its last word before any
+   preposition ("insulin pump" -> pump); for ICD-10-PCS the head is the root operation, so any
+   query word naming it counts ("hip replacement" -> Replacement of ... Hip Joint). HCPCS S
+   codes (commercial payers only) get a context demotion like the quality-reporting codes.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import math
 import sqlite3
 import threading
 from array import array
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,6 +55,7 @@ from rapidfuzz import fuzz, process
 
 from bot.codes.normalize import normalize_code
 from bot.codes.search_index import (
+    CTX_COMMERCIAL,
     CTX_COMPLICATION,
     CTX_CONGENITAL,
     CTX_EXTERNAL,
@@ -66,6 +74,7 @@ from bot.codes.search_index import (
     FLAG_TERMINATED,
     INDEX_VERSION,
     NO_BLOCK,
+    NO_HEAD,
     STOPWORDS,
     SYSTEM_INDEX,
     context_mask,
@@ -101,6 +110,14 @@ FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 DEPTH_PENALTY = 0.012  # per ICD-10-CM level below the category: general before specific
 PREFIX_BONUS = 0.03  # the title starts with the query's words ("Breast pump, manual")
 BLOCK_BONUS = 0.04  # the code's ICD-10-CM block is named by the query: the concept's home
+HEAD_BONUS = 0.06  # the title's head word is the query's head (see the module docstring)
+# A title whose head is the query's head names a kind of the thing asked for: its other words
+# are qualifiers of that thing, so each costs less than in a title about something else.
+HEAD_EXTRA_RELIEF = 0.5
+PCS_INDEX = SYSTEM_INDEX["icd10pcs"]
+HEAD_SYSTEMS = frozenset({PCS_INDEX, SYSTEM_INDEX["hcpcs"]})  # ICD-10-CM: see BLOCK_BONUS
+# Query words that end the query's head noun phrase: "syringe with needle" -> syringe.
+HEAD_PREPOSITIONS = frozenset({"with", "without", "for", "of", "in", "on", "to", "from", "by"})
 # A code whose title adds a qualifying context the query did not mention ("in pregnancy",
 # "due to underlying condition", "personal history of") is a specific answer to another
 # question: demote it by context. Default words ("without complications") cost nothing.
@@ -118,6 +135,7 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_COMPLICATION: 0.92,
     CTX_CONGENITAL: 0.94,
     CTX_QUALITY: 0.9,
+    CTX_COMMERCIAL: 0.92,
 }
 
 
@@ -166,6 +184,8 @@ class _Loaded:
         self.doc_ctx.frombytes(meta["doc_ctx"])
         self.doc_block = array("I")
         self.doc_block.frombytes(meta["doc_block"])
+        self.doc_head = array("I")
+        self.doc_head.frombytes(meta["doc_head"])
         self.n_docs = len(self.doc_ids)
         vocab_text = meta["vocab"]
         if isinstance(vocab_text, bytes):
@@ -411,38 +431,43 @@ class SearchEngine:
         tokens = tokenize(query[:MAX_QUERY_CHARS])[:MAX_TERMS]
         if not tokens:
             return []
+        head = _head_position(query[:MAX_QUERY_CHARS], len(tokens))
         with self._lock:
             state = self._state()
-            scores = self._score_query(state, tokens, sys_index)
+            scores = self._score_query(state, tokens, sys_index, head)
             if not scores:
                 return []
             best = heapq.nlargest(limit, scores.items(), key=lambda kv: (kv[1], -kv[0]))
             return self._hits(state, best)
 
     def _score_query(
-        self, state: _Loaded, tokens: list[str], sys_index: int | None
+        self, state: _Loaded, tokens: list[str], sys_index: int | None, head: int = -1
     ) -> dict[int, float]:
-        variants, code_keys = self._variants(state, tokens)
+        variants, code_keys = self._variants(state, tokens, head)
         scores: dict[int, float] = {}
         allowed = state.system_set(sys_index) if sys_index is not None else None
         said: set[str] = set(tokens)
-        for slots, _weight in variants:
+        for slots, _weight, _head in variants:
             for alts in slots:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
-        for slots, weight in variants:
+        for slots, weight, head_slot in variants:
             terms: list[_Term] = []
+            head_term: _Term | None = None
             dropped = 0
-            for alts in slots:
+            for k, alts in enumerate(slots):
                 term = self._term(state, alts) if alts else None
                 if term is None:
                     dropped += 1
                 else:
                     terms.append(term)
+                    if k == head_slot:
+                        head_term = term
             if not terms:
                 continue
             factor = weight * DROPPED_TERM_FACTOR**dropped
-            for doc, score in self._score_variant(state, terms, allowed, mentioned).items():
+            heads = _vocab_positions(state.vocab, head_term.tokens if head_term else ())
+            for doc, score in self._score_variant(state, terms, allowed, mentioned, heads).items():
                 s = score * factor
                 if s > scores.get(doc, 0.0):
                     scores[doc] = s
@@ -456,12 +481,15 @@ class SearchEngine:
         return scores
 
     def _variants(
-        self, state: _Loaded, tokens: list[str]
-    ) -> tuple[list[tuple[list[list[tuple[str, float]]], float]], list[tuple[str, float]]]:
-        """Query variants (lists of term alternatives) and codes named directly by synonyms.
+        self, state: _Loaded, tokens: list[str], head: int = -1
+    ) -> tuple[list[tuple[list[list[tuple[str, float]]], float, int]], list[tuple[str, float]]]:
+        """Query variants (term alternatives, weight, slot of the query's head noun) and codes
+        named directly by synonyms.
 
         Unknown words are spelling-corrected first, so that "diabtes" still reaches the
         synonyms of "diabetes"; a word that is itself a synonym key ("htn") is left alone.
+        A phrase replaced by an expansion that holds the head hands it to the expansion's last
+        word ("prosthetic leg" -> "lower extremity prosthesis": prosthesis).
         """
         syn = state.synonyms
         syn_words = state.synonym_words
@@ -482,7 +510,9 @@ class SearchEngine:
                     break
             else:
                 i += 1
-        variants: list[tuple[list[list[tuple[str, float]]], float]] = [(slots, 1.0)]
+        if head < 0:
+            head = len(tokens) - 1
+        variants: list[tuple[list[list[tuple[str, float]]], float, int]] = [(slots, 1.0, head)]
         codes: list[tuple[str, float]] = []
         for start, end, expansions in matches:
             quality = min((slots[j][0][1] if slots[j] else 1.0) for j in range(start, end))
@@ -492,15 +522,18 @@ class SearchEngine:
                     codes.append((exp.code, coverage * quality))
                     continue
                 new = slots[:start] + _exact_slots(exp.tokens, quality) + slots[end:]
-                variants.append((new, SYNONYM_VARIANT_WEIGHT))
+                moved = _moved_head(head, start, end, len(exp.tokens))
+                variants.append((new, SYNONYM_VARIANT_WEIGHT, moved))
         if len(matches) > 1:
             # Every phrase replaced by its first word expansion at once.
             combined = list(slots)
+            moved = head
             for start, end, expansions in reversed(matches):
                 words = [e for e in expansions if not e.code]
                 if words:
                     combined[start:end] = _exact_slots(words[0].tokens, 1.0)
-            variants.append((combined, SYNONYM_VARIANT_WEIGHT))
+                    moved = _moved_head(moved, start, end, len(words[0].tokens))
+            variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved))
         return variants[:MAX_VARIANTS], codes
 
     def _docs_for_key(self, state: _Loaded, key: str) -> list[int]:
@@ -517,6 +550,7 @@ class SearchEngine:
         terms: list[_Term],
         allowed: frozenset[int] | None,
         mentioned: int = 0,
+        heads: frozenset[int] = frozenset(),
     ) -> dict[int, float]:
         alls: list[frozenset[int]] = []
         for term in terms:
@@ -551,6 +585,9 @@ class SearchEngine:
         depth = state.doc_depth
         ctx_of = state.doc_ctx
         block_of = state.doc_block
+        head_of = state.doc_head
+        # ICD-10-PCS heads are root operations: any query word may name one.
+        operations = _vocab_positions(state.vocab, [tok for t in terms for tok in t.tokens])
         context_factor: dict[int, float] = {0: 1.0}
         block_share: dict[int, float] = {}
         other_w = OTHER_FIELD_WEIGHT
@@ -579,12 +616,20 @@ class SearchEngine:
             score = matched / total_idf
             if hits < n_terms:
                 score *= MISSING_TERM_FACTOR ** (n_terms - hits)
+            f = flags[doc]
+            head = head_of[doc]
+            system = f & 3
+            is_head = (
+                head != NO_HEAD
+                and system in HEAD_SYSTEMS
+                and head in (operations if system == PCS_INDEX else heads)
+            )
             extra = tlen[doc] - title_hits
             if extra > 0:
-                score *= 1.0 - EXTRA_WORD_PENALTY * min(extra, 14)
+                per_word = EXTRA_WORD_PENALTY * (HEAD_EXTRA_RELIEF if is_head else 1.0)
+                score *= 1.0 - per_word * min(extra, 14)
             if depth[doc]:
                 score *= 1.0 - DEPTH_PENALTY * depth[doc]
-            f = flags[doc]
             if f & FLAG_BILLABLE:
                 score += BILLABLE_BONUS
             if f & FLAG_TERMINATED:
@@ -605,6 +650,8 @@ class SearchEngine:
                     share = _title_share(flat, block) / total_idf
                     block_share[block] = share
                 score += BLOCK_BONUS * share
+            if is_head:
+                score += HEAD_BONUS
             scored.append((score, doc))
         top = heapq.nlargest(RERANK_DEPTH, scored, key=lambda sd: (sd[0], -sd[1]))
         return self._rerank(state, terms, top)
@@ -847,6 +894,39 @@ def _title_share(
         best = max((q for title_set, _other, q in alts if doc in title_set), default=0.0)
         total += idf * best
     return total
+
+
+def _head_position(query: str, n_tokens: int) -> int:
+    """Index among the query's tokens of its head noun: the last word before the first
+    preposition ("syringe with needle" -> 0), else the last word ("insulin pump" -> 1)."""
+    count = 0
+    for word in raw_words(query):
+        if word in HEAD_PREPOSITIONS:
+            if count:
+                return min(count, n_tokens) - 1
+            continue
+        if word not in STOPWORDS:
+            count += 1
+    return n_tokens - 1
+
+
+def _moved_head(head: int, start: int, end: int, replaced_by: int) -> int:
+    """The head's slot after tokens `start:end` were replaced by `replaced_by` tokens."""
+    if head < start:
+        return head
+    if head >= end:
+        return head + replaced_by - (end - start)
+    return start + replaced_by - 1
+
+
+def _vocab_positions(vocab: Sequence[str], tokens: Iterable[str]) -> frozenset[int]:
+    """Positions in the sorted vocabulary of `tokens` (those it holds)."""
+    out: set[int] = set()
+    for tok in tokens:
+        i = bisect_left(vocab, tok)
+        if i < len(vocab) and vocab[i] == tok:
+            out.add(i)
+    return frozenset(out)
 
 
 def _exact_slots(tokens: Iterable[str], quality: float) -> list[list[tuple[str, float]]]:

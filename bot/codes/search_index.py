@@ -10,9 +10,15 @@ same SQLite file, so opening the engine reads a few small blobs and nothing else
   *internal* document numbers in ascending order.
 * `search_meta(key, value)`: the document table as packed arrays (`doc_ids`, `doc_tlen`,
   `doc_flags`, `doc_depth`; `doc_ctx`: the qualifying contexts a title adds, as `CTX_*` bits;
-  `doc_block`: internal number of the document's ICD-10-CM block, `NO_BLOCK` if none), the
+  `doc_block`: internal number of the document's ICD-10-CM block, `NO_BLOCK` if none;
+  `doc_head`: position in the vocabulary of the title's head word, `NO_HEAD` if none), the
   vocabulary and the synonyms text. A title's length (`doc_tlen`) leaves out default words
   such as "without complications" (see `_DEFAULT_WORDS`).
+
+A title's *head word* says what the code is: the head noun of its first phrase in HCPCS and
+ICD-10-CM ("Walker, rigid" -> walker; "Crutch attachment, walker" -> attachment; "External
+ambulatory infusion pump, insulin" -> pump), the root operation in ICD-10-PCS ("Replacement of
+Right Hip Joint ..." -> replacement). See `head_word`.
 
 Internal document numbers are assigned in order of a static "generality" prior (groups such as
 chapters last, terminated codes late, short titles first, billable before headers). A smaller
@@ -32,7 +38,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-INDEX_VERSION = "3"
+INDEX_VERSION = "4"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -54,6 +60,7 @@ FLAG_MODIFIER = 32
 
 GROUP_KINDS = frozenset({"chapter", "block", "section", "body_system"})
 NO_BLOCK = 0xFFFFFFFF  # doc_block value of a document outside any ICD-10-CM block
+NO_HEAD = 0xFFFFFFFF  # doc_head value of a title without a head word
 
 # Words that only say "the default of its category" ("without complications", "not elsewhere
 # classified", "initial encounter", "unspecified site"): they do not count towards a title's
@@ -82,6 +89,7 @@ CTX_PRESENCE = 512  # presence of, ... status
 CTX_COMPLICATION = 1024  # postprocedural, following surgery, breakdown of a device
 CTX_CONGENITAL = 2048
 CTX_QUALITY = 4096  # HCPCS quality-reporting codes (G8xxx, G9xxx, M1xxx)
+CTX_COMMERCIAL = 8192  # HCPCS S codes: used by commercial payers only, not by Medicare
 
 _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
     (bit, re.compile(pattern))
@@ -151,6 +159,7 @@ CTX_TRIGGERS: dict[int, frozenset[str]] = {
     ),
     CTX_CONGENITAL: _words("congenital birth defect inborn hereditary malformation"),
     CTX_QUALITY: _words("documentation documented measure quality mips reason reporting"),
+    CTX_COMMERCIAL: _words("commercial private payer insurer nonmedicare"),
 }
 
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
@@ -248,9 +257,47 @@ def context_bits(system: str, kind: str, key: str, title: str) -> int:
         for bit, pattern in _CTX_PATTERNS:
             if pattern.search(text):
                 bits |= bit
-    elif system == "hcpcs" and kind == "code" and len(key) == 5 and key[:2] in ("G8", "G9", "M1"):
-        bits |= CTX_QUALITY
+    elif system == "hcpcs" and kind == "code" and len(key) == 5:
+        if key[:2] in ("G8", "G9", "M1"):
+            bits |= CTX_QUALITY
+        elif key[0] == "S":
+            bits |= CTX_COMMERCIAL
     return bits
+
+
+# Where a title's first phrase ends ("Walker, rigid"; "Ostomy pouch, closed; ..."), and the
+# words that end its head noun phrase ("Infusion set for external insulin pump" -> set).
+_PHRASE_END = re.compile(r"[,;:(\[]| - ")
+_HEAD_STOP = frozenset(
+    {
+        "for", "with", "without", "of", "used", "use", "in", "on", "to", "per", "via", "into",
+        "including", "includes", "include", "by", "from", "at", "when", "that", "which", "as",
+        "other", "than", "not", "each",
+    }
+)  # fmt: skip
+
+
+def head_word(system: str, kind: str, title: str) -> str:
+    """The normalised word that says what a code *is* (empty for headers and modifiers).
+
+    ICD-10-PCS titles start with their root operation ("Resection of Gallbladder", "Bypass
+    Coronary Artery ..."), so that is the head. Other titles are noun phrases whose head noun
+    ends the first phrase, before any preposition: "Walker, rigid (pickup)" -> walker;
+    "Brake attachment for wheeled walker" -> attachment; "Presence of artificial hip joint"
+    -> presence.
+    """
+    if kind in GROUP_KINDS or kind == "modifier":
+        return ""
+    words = raw_words(_PHRASE_END.split(fold(_PARENS.sub(" ", title)), 1)[0])
+    if system == "icd10pcs":
+        return stem(words[0]) if words else ""
+    head = ""
+    for word in words:
+        if word in _HEAD_STOP:
+            break
+        if word not in STOPWORDS:
+            head = word
+    return stem(head) if head.isalpha() else ""
 
 
 _TRIGGER_BITS: dict[str, int] = {}
@@ -326,7 +373,7 @@ def build_search_index(
         return None
 
     # Tokenise once; remember each document's prior so internal numbers follow it.
-    docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int]] = []
+    docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int, str]] = []
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
         title_tokens = tokenize(title)
         other: set[str] = set(tokenize(short)) if short else set()
@@ -348,7 +395,8 @@ def build_search_index(
             flags |= FLAG_MODIFIER
         depth = depth_of(system, kind, key)
         prior = _prior_key(kind, bool(billable), status, tlen + depth, system, order)
-        docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other, ctx))
+        head = head_word(system, kind, title)
+        docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other, ctx, head))
     docs.sort(key=lambda d: d[0])
     number_of = {d[1]: n for n, d in enumerate(docs)}
     progress(f"  search index: tokenised {len(docs):,} documents")
@@ -361,7 +409,9 @@ def build_search_index(
     doc_depth = array("B")
     doc_ctx = array("H")
     doc_block = array("I")
-    for n, (_key, cid, tlen, depth, flags, title_tokens, other, ctx) in enumerate(docs):
+    heads: list[str] = []
+    for n, (_key, cid, tlen, depth, flags, title_tokens, other, ctx, head) in enumerate(docs):
+        heads.append(head if head in title_tokens else "")
         doc_ids.append(cid)
         doc_ctx.append(ctx)
         block = block_of(cid)
@@ -376,6 +426,8 @@ def build_search_index(
             other_post.setdefault(tok, array("I")).append(n)
 
     vocab = sorted(set(title_post) | set(other_post))
+    position = {tok: i for i, tok in enumerate(vocab)}
+    doc_head = array("I", (position.get(h, NO_HEAD) if h else NO_HEAD for h in heads))
     empty = b""
     conn.executemany(
         "INSERT INTO search_postings (token, df, title_ids, other_ids) VALUES (?, ?, ?, ?)",
@@ -391,6 +443,7 @@ def build_search_index(
         ("doc_depth", doc_depth.tobytes()),
         ("doc_ctx", doc_ctx.tobytes()),
         ("doc_block", doc_block.tobytes()),
+        ("doc_head", doc_head.tobytes()),
         ("vocab", "\n".join(vocab)),
         ("synonyms", synonyms),
     ]

@@ -5,9 +5,16 @@ chat.postEphemeral, anything else answers ok) and `POST /hooks/<id>` (response_u
 every call, and checks every message payload it receives with `validate_blocks`. Errors can
 be injected per method: `ratelimited` with Retry-After, `channel_not_found`, `not_in_channel`.
 
-`SlackSender` plays Slack's side towards the app under test: it signs slash-command form
-posts, Events API JSON and interactivity payloads with the v0 HMAC scheme, exactly as Slack
-does, and validates every Block Kit payload the app answers with in an ack body.
+Socket Mode: `apps.connections.open` (called with the app-level token) answers a one-use
+`ws://127.0.0.1:P/socket-mode?ticket=…` URL; the websocket there behaves like Slack's Socket
+Mode server: it sends `{"type": "hello", …}`, lets the test push envelopes (`push`, or the
+`SocketModeSender` helpers) and records every ack the client sends back (`acks`), checking
+any Block Kit payload an ack carries. Connections opened and closed are recorded too.
+
+`SlackSender` plays Slack's side towards the app under test over HTTP: it signs slash-command
+form posts, Events API JSON and interactivity payloads with the v0 HMAC scheme, exactly as
+Slack does, and validates every Block Kit payload the app answers with in an ack body.
+`SocketModeSender` sends the same payloads as Socket Mode envelopes.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from aiohttp import web
 from adapters.slack_blocks import block_kit_problems
 
 MESSAGE_METHODS = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
+SOCKET_PATH = "/socket-mode"
 
 
 @dataclass
@@ -39,6 +47,28 @@ class ApiCall:
     args: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     hook: str = ""  # the response_url id for "response_url" calls
+
+
+@dataclass
+class SocketAck:
+    """One message the Socket Mode client sent back: an ack (`envelope_id`, maybe `payload`)."""
+
+    envelope_id: str
+    payload: dict[str, Any] | None
+    connection: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SocketConnection:
+    """One websocket connection to the fake Socket Mode server."""
+
+    number: int
+    ws: web.WebSocketResponse
+    open: bool = True
+    closed_by: str = ""  # "client" (close frame from the app) or "server" (the fake closed it)
+    close_code: int | None = None
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -56,11 +86,13 @@ class FakeSlack:
         self,
         *,
         token: str = "xoxb-test-token",
+        app_token: str = "xapp-1-A0001-test-app-token",
         team_id: str = "T0001",
         bot_user_id: str = "UBOT0001",
         admins: tuple[str, ...] = (),
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.admins = set(admins)
@@ -72,6 +104,12 @@ class FakeSlack:
         self._hooks = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Socket Mode
+        self.acks: list[SocketAck] = []
+        self.connections: list[SocketConnection] = []
+        self._tickets: set[str] = set()
+        self._ticket_ids = itertools.count(1)
+        self._envelope_ids = itertools.count(1)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -80,6 +118,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/hooks/{hook}", self._hook)
+        app.router.add_get(SOCKET_PATH, self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -88,7 +127,10 @@ class FakeSlack:
         return self
 
     async def close(self) -> None:
-        """Stop serving."""
+        """Stop serving (closing any websocket still open)."""
+        for connection in self.open_connections():
+            connection.closed_by = connection.closed_by or "server"
+            await connection.ws.close(code=1001, message=b"fake slack shutting down")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -103,6 +145,11 @@ class FakeSlack:
     def api_url(self) -> str:
         """The SLACK_API_URL to give the app (ends with `/`, as slack_sdk requires)."""
         return f"http://127.0.0.1:{self.port}/api/"
+
+    @property
+    def socket_url(self) -> str:
+        """The Socket Mode websocket (apps.connections.open adds a one-use ticket)."""
+        return f"ws://127.0.0.1:{self.port}{SOCKET_PATH}"
 
     def response_url(self) -> str:
         """A fresh response_url served by this fake."""
@@ -156,6 +203,141 @@ class FakeSlack:
             seen = len(self.calls)
             await asyncio.sleep(quiet)
 
+    # ------------------------------------------------------------ Socket Mode
+
+    def open_connections(self) -> list[SocketConnection]:
+        """Websocket connections currently open, oldest first."""
+        return [c for c in self.connections if c.open]
+
+    async def wait_connected(self, count: int = 1, *, timeout: float = 10.0) -> SocketConnection:
+        """Wait until `count` connections are open (hello sent); return the newest."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.open_connections()) >= count), timeout
+            )
+        return self.open_connections()[-1]
+
+    async def wait_connection(self, number: int, *, timeout: float = 10.0) -> SocketConnection:
+        """Wait until connection number `number` (1 = the first ever) has been opened."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.connections) >= number), timeout
+            )
+        return self.connections[number - 1]
+
+    async def wait_disconnected(self, *, timeout: float = 10.0) -> list[SocketConnection]:
+        """Wait until every connection ever opened is closed; return them all."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: bool(self.connections)
+                                       and not self.open_connections()),
+                timeout,
+            )
+        return list(self.connections)
+
+    async def push(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        envelope_id: str | None = None,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+        accepts_response_payload: bool = True,
+        connection: SocketConnection | None = None,
+    ) -> str:
+        """Send one envelope (`slash_commands`, `events_api`, `interactive`) as Slack does.
+
+        Goes to `connection` or the newest open one; returns the envelope id.
+        """
+        opened = self.open_connections()
+        target = connection or (opened[-1] if opened else None)
+        if target is None or not target.open:
+            raise RuntimeError("no Socket Mode connection is open")
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id or f"env-{next(self._envelope_ids):06d}",
+            "type": kind,
+            "payload": dict(payload),
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if retry_attempt is not None:
+            envelope["retry_attempt"] = retry_attempt
+            envelope["retry_reason"] = retry_reason or "timeout"
+        target.envelopes.append(envelope)
+        await target.ws.send_json(envelope)
+        return str(envelope["envelope_id"])
+
+    async def request_disconnect(
+        self, reason: str = "refresh_requested", connection: SocketConnection | None = None
+    ) -> None:
+        """Send Slack's `{"type": "disconnect"}` (the client should reconnect elsewhere)."""
+        target = connection or self.open_connections()[-1]
+        await target.ws.send_json(
+            {"type": "disconnect", "reason": reason,
+             "debug_info": {"host": "fake-slack"}}
+        )
+
+    def acks_of(self, envelope_id: str) -> list[SocketAck]:
+        """Acks received for one envelope (Slack expects exactly one)."""
+        return [ack for ack in self.acks if ack.envelope_id == envelope_id]
+
+    async def wait_ack(self, envelope_id: str, *, timeout: float = 5.0) -> SocketAck:
+        """Wait for the client's ack of `envelope_id`."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: bool(self.acks_of(envelope_id))), timeout
+            )
+        return self.acks_of(envelope_id)[0]
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:  # like Slack: only a URL from apps.connections.open
+            return web.Response(status=401, text="invalid ticket")
+        self._tickets.discard(ticket)  # each URL is good for one connection
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        connection = SocketConnection(len(self.connections) + 1, ws)
+        await ws.send_json({
+            "type": "hello",
+            "num_connections": len(self.open_connections()) + 1,
+            "debug_info": {"host": "fake-slack", "build_number": 1,
+                           "approximate_connection_time": 18060},
+            "connection_info": {"app_id": "A0001"},
+        })
+        async with self._changed:
+            self.connections.append(connection)
+            self._changed.notify_all()
+        try:
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await self._record_ack(connection, message.data)
+        finally:
+            async with self._changed:
+                connection.open = False
+                connection.closed_by = connection.closed_by or "client"
+                connection.close_code = ws.close_code
+                self._changed.notify_all()
+        return ws
+
+    async def _record_ack(self, connection: SocketConnection, data: str) -> None:
+        try:
+            raw = json.loads(data)
+        except ValueError:
+            self.violations.append(f"socket: not JSON: {data[:80]!r}")
+            return
+        if not isinstance(raw, dict) or "envelope_id" not in raw:
+            self.violations.append(f"socket: not an ack: {data[:80]!r}")
+            return
+        payload = raw.get("payload")
+        if isinstance(payload, dict) and ("blocks" in payload or "text" in payload):
+            self.violations.extend(
+                f"socket ack: {problem}" for problem in block_kit_problems(payload)
+            )
+        ack = SocketAck(str(raw["envelope_id"]), payload, connection.number, raw)
+        async with self._changed:
+            self.acks.append(ack)
+            self._changed.notify_all()
+
     # ------------------------------------------------------------ handlers
 
     async def _record(self, call: ApiCall) -> None:
@@ -177,7 +359,9 @@ class FakeSlack:
                 args.update(await request.post())
         headers = {key.lower(): value for key, value in request.headers.items()}
         await self._record(ApiCall(method, args, headers))
-        if headers.get("authorization") != f"Bearer {self.token}":
+        # apps.connections.open takes the app-level token (xapp-), everything else the bot's
+        expected = self.app_token if method == "apps.connections.open" else self.token
+        if headers.get("authorization") != f"Bearer {expected}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         injected = self._take_injected(method)
         if injected is not None:
@@ -198,6 +382,10 @@ class FakeSlack:
         return injected
 
     def _answer(self, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            ticket = f"ticket-{next(self._ticket_ids)}"
+            self._tickets.add(ticket)
+            return {"ok": True, "url": f"{self.socket_url}?ticket={ticket}&app_id=A0001"}
         if method == "auth.test":
             return {
                 "ok": True,
@@ -258,55 +446,18 @@ class SentResponse:
         return json.loads(self.text) if self.text.strip() else {}
 
 
-class SlackSender:
-    """Sends signed requests to the app as Slack would, validating every payload answered."""
+class _SlackSide:
+    """What Slack sends, as dicts: slash commands, Events API callbacks, button clicks."""
 
-    def __init__(
-        self,
-        app_url: str,
-        secret: str,
-        fake: FakeSlack,
-        *,
-        session: aiohttp.ClientSession,
-        team_id: str = "T0001",
-    ) -> None:
-        self.url = app_url
-        self.secret = secret
+    def __init__(self, fake: FakeSlack, team_id: str = "T0001") -> None:
         self.fake = fake
-        self.session = session
         self.team_id = team_id
         self._ids = itertools.count(1)
-
-    async def post(
-        self,
-        body: str,
-        content_type: str,
-        *,
-        timestamp: int | None = None,
-        secret: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> SentResponse:
-        """POST a raw body with Slack's signature headers; validate any Block Kit answer."""
-        stamp = str(int(time.time()) if timestamp is None else timestamp)
-        signed = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": slack_signature(secret or self.secret, stamp, body),
-            **(headers or {}),
-        }
-        async with self.session.post(self.url, data=body.encode(), headers=signed) as response:
-            sent = SentResponse(response.status, await response.text(), dict(response.headers))
-        if sent.status == 200 and sent.text.startswith("{"):
-            payload = sent.json()
-            if "blocks" in payload or "text" in payload:
-                problems = block_kit_problems(payload)
-                self.fake.violations.extend(f"ack: {problem}" for problem in problems)
-        return sent
 
     def _next(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}"
 
-    async def command(
+    def command_payload(
         self,
         text: str,
         *,
@@ -315,10 +466,8 @@ class SlackSender:
         command: str = "/code",
         enterprise_id: str | None = None,
         trigger_id: str | None = None,
-        **post: Any,
-    ) -> tuple[SentResponse, str]:
-        """A slash command form post; returns the ack and the response_url it carried."""
-        response_url = self.fake.response_url()
+    ) -> dict[str, str]:
+        """A slash command's fields (a fresh response_url on the fake), all strings."""
         form = {
             "token": "verification-token-unused",
             "team_id": self.team_id,
@@ -331,24 +480,18 @@ class SlackSender:
             "text": text,
             "api_app_id": "A0001",
             "is_enterprise_install": "false",
-            "response_url": response_url,
+            "response_url": self.fake.response_url(),
             "trigger_id": trigger_id or self._next("1234.5678.trigger"),
         }
         if enterprise_id:
             form["enterprise_id"] = enterprise_id
-        sent = await self.post(urlencode(form), "application/x-www-form-urlencoded", **post)
-        return sent, response_url
+        return form
 
-    async def event(
-        self,
-        event: Mapping[str, Any],
-        *,
-        event_id: str | None = None,
-        retry_num: int | None = None,
-        **post: Any,
-    ) -> SentResponse:
-        """An Events API callback (optionally marked as Slack's retry number N)."""
-        envelope = {
+    def event_callback(
+        self, event: Mapping[str, Any], *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """An Events API `event_callback` wrapping `event`."""
+        return {
             "token": "verification-token-unused",
             "team_id": self.team_id,
             "api_app_id": "A0001",
@@ -360,13 +503,39 @@ class SlackSender:
                 {"team_id": self.team_id, "user_id": self.fake.bot_user_id, "is_bot": True}
             ],
         }
-        headers = dict(post.pop("headers", {}) or {})
-        if retry_num is not None:
-            headers["X-Slack-Retry-Num"] = str(retry_num)
-            headers["X-Slack-Retry-Reason"] = "http_timeout"
-        return await self.post(
-            json.dumps(envelope), "application/json", headers=headers, **post
-        )
+
+    def click_payload(
+        self,
+        value: str,
+        action_id: str,
+        *,
+        user: str = "U0001",
+        channel: str = "C0001",
+        message_ts: str = "1700000000.000100",
+    ) -> dict[str, Any]:
+        """A block_actions payload for one button (a fresh response_url on the fake)."""
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "api_app_id": "A0001",
+            "token": "verification-token-unused",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                          "is_ephemeral": True},
+            "trigger_id": self._next("9999.trigger"),
+            "team": {"id": self.team_id, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": "general"},
+            "response_url": self.fake.response_url(),
+            "actions": [{
+                "action_id": action_id,
+                "block_id": "b1",
+                "text": {"type": "plain_text", "text": "Button"},
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }],
+        }
 
     def mention(self, text: str, *, user: str = "U0001", channel: str = "C0001",
                 ts: str | None = None, thread_ts: str | None = None) -> dict[str, Any]:
@@ -396,6 +565,87 @@ class SlackSender:
             **extra,
         }
 
+
+class SlackSender(_SlackSide):
+    """Sends signed requests to the app as Slack would, validating every payload answered."""
+
+    def __init__(
+        self,
+        app_url: str,
+        secret: str,
+        fake: FakeSlack,
+        *,
+        session: aiohttp.ClientSession,
+        team_id: str = "T0001",
+    ) -> None:
+        super().__init__(fake, team_id)
+        self.url = app_url
+        self.secret = secret
+        self.session = session
+
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SentResponse:
+        """POST a raw body with Slack's signature headers; validate any Block Kit answer."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": slack_signature(secret or self.secret, stamp, body),
+            **(headers or {}),
+        }
+        async with self.session.post(self.url, data=body.encode(), headers=signed) as response:
+            sent = SentResponse(response.status, await response.text(), dict(response.headers))
+        if sent.status == 200 and sent.text.startswith("{"):
+            payload = sent.json()
+            if "blocks" in payload or "text" in payload:
+                problems = block_kit_problems(payload)
+                self.fake.violations.extend(f"ack: {problem}" for problem in problems)
+        return sent
+
+    async def command(
+        self,
+        text: str,
+        *,
+        user: str = "U0001",
+        channel: str = "C0001",
+        command: str = "/code",
+        enterprise_id: str | None = None,
+        trigger_id: str | None = None,
+        **post: Any,
+    ) -> tuple[SentResponse, str]:
+        """A slash command form post; returns the ack and the response_url it carried."""
+        form = self.command_payload(
+            text, user=user, channel=channel, command=command,
+            enterprise_id=enterprise_id, trigger_id=trigger_id,
+        )
+        sent = await self.post(urlencode(form), "application/x-www-form-urlencoded", **post)
+        return sent, form["response_url"]
+
+    async def event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        **post: Any,
+    ) -> SentResponse:
+        """An Events API callback (optionally marked as Slack's retry number N)."""
+        envelope = self.event_callback(event, event_id=event_id)
+        headers = dict(post.pop("headers", {}) or {})
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return await self.post(
+            json.dumps(envelope), "application/json", headers=headers, **post
+        )
+
     async def click(
         self,
         value: str,
@@ -407,29 +657,69 @@ class SlackSender:
         **post: Any,
     ) -> tuple[SentResponse, str]:
         """A block_actions payload for one button; returns the ack and its response_url."""
-        response_url = self.fake.response_url()
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
-            "api_app_id": "A0001",
-            "token": "verification-token-unused",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                          "is_ephemeral": True},
-            "trigger_id": self._next("9999.trigger"),
-            "team": {"id": self.team_id, "domain": "fake"},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": channel, "name": "general"},
-            "response_url": response_url,
-            "actions": [{
-                "action_id": action_id,
-                "block_id": "b1",
-                "text": {"type": "plain_text", "text": "Button"},
-                "value": value,
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-            }],
-        }
+        payload = self.click_payload(
+            value, action_id, user=user, channel=channel, message_ts=message_ts
+        )
         body = urlencode({"payload": json.dumps(payload)})
         sent = await self.post(body, "application/x-www-form-urlencoded", **post)
-        return sent, response_url
+        return sent, str(payload["response_url"])
+
+
+class SocketModeSender(_SlackSide):
+    """Sends what Slack sends as Socket Mode envelopes over the fake's websocket.
+
+    Each method pushes one envelope and waits for the app's ack (`SocketAck`); ack payloads
+    are checked against Block Kit limits by the fake (see `FakeSlack.violations`).
+    """
+
+    async def _push_and_ack(
+        self, kind: str, payload: Mapping[str, Any], *, timeout: float = 5.0, **push: Any
+    ) -> SocketAck:
+        envelope_id = await self.fake.push(kind, payload, **push)
+        return await self.fake.wait_ack(envelope_id, timeout=timeout)
+
+    async def command(
+        self,
+        text: str,
+        *,
+        timeout: float = 5.0,
+        connection: SocketConnection | None = None,
+        **fields: Any,
+    ) -> tuple[SocketAck, str]:
+        """A `slash_commands` envelope; returns the ack and the response_url it carried."""
+        payload = self.command_payload(text, **fields)
+        ack = await self._push_and_ack(
+            "slash_commands", payload, timeout=timeout, connection=connection
+        )
+        return ack, payload["response_url"]
+
+    async def event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_attempt: int | None = None,
+        timeout: float = 5.0,
+        **push: Any,
+    ) -> SocketAck:
+        """An `events_api` envelope (a retry when `retry_attempt` is given)."""
+        payload = self.event_callback(event, event_id=event_id)
+        return await self._push_and_ack(
+            "events_api", payload, retry_attempt=retry_attempt, timeout=timeout, **push
+        )
+
+    async def click(
+        self,
+        value: str,
+        action_id: str,
+        *,
+        timeout: float = 5.0,
+        connection: SocketConnection | None = None,
+        **fields: Any,
+    ) -> tuple[SocketAck, str]:
+        """An `interactive` envelope with a block_actions payload; returns ack, response_url."""
+        payload = self.click_payload(value, action_id, **fields)
+        ack = await self._push_and_ack(
+            "interactive", payload, timeout=timeout, connection=connection
+        )
+        return ack, str(payload["response_url"])

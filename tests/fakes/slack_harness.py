@@ -3,11 +3,15 @@
 Shared by tests/test_slack_*.py and benchmarks/slack_bench.py. The service is the real
 `LookupService` from `bot.app.open_service`, over the real code database and a temporary
 state database; `RecordingService` wraps it to let tests see the Requests the adapter built.
+
+`running_socket_mode` runs the whole `serve_slack` (Socket Mode: `SLACK_APP_TOKEN` set) until
+its stop event is set; the app connects to the fake's Socket Mode websocket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,10 +21,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.slack_app import ADAPTER_KEY, ReplyService, SlackAdapter, make_web_app
+from adapters.slack_app import ADAPTER_KEY, ReplyService, SlackAdapter, make_web_app, serve_slack
 from bot.config import Settings
 from bot.model import Reply, Request
-from tests.fakes.fake_slack import FakeSlack, SlackSender
+from tests.fakes.fake_slack import FakeSlack, SlackSender, SocketConnection, SocketModeSender
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # a test value, not a real secret
 BOT_TOKEN = "xoxb-test-token"
@@ -62,14 +66,19 @@ def slack_settings(
     *,
     quota: Mapping[str, Any] | None = None,
     state_name: str = "state.sqlite",
+    socket_mode: bool = False,
 ) -> Settings:
-    """Settings pointing at the fake Slack, a temporary state DB and the real code DB."""
+    """Settings pointing at the fake Slack, a temporary state DB and the real code DB.
+
+    `socket_mode`: the app-level token is set and no signing secret (a Socket Mode-only app).
+    """
     return Settings(
         codes_db=codes_db,
         database_url=f"sqlite:///{state_dir / state_name}",
         quota=dict(quota or {}),
         slack_bot_token=fake.token,
-        slack_signing_secret=SIGNING_SECRET,
+        slack_signing_secret="" if socket_mode else SIGNING_SECRET,
+        slack_app_token=fake.app_token if socket_mode else "",
         slack_api_url=fake.api_url,
     )
 
@@ -111,3 +120,51 @@ async def running_slack(
                 )
         finally:
             await runner.cleanup()
+
+
+@dataclass
+class SocketModeHarness:
+    """`serve_slack` running in Socket Mode against `FakeSlack`, connected."""
+
+    fake: FakeSlack
+    sender: SocketModeSender
+    service: RecordingService
+    connection: SocketConnection
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    settings: Settings
+
+
+@asynccontextmanager
+async def running_socket_mode(
+    fake: FakeSlack, settings: Settings, *, service: ReplyService | None = None
+) -> AsyncIterator[SocketModeHarness]:
+    """Run `serve_slack` (port 0) in Socket Mode until the block ends, then stop it.
+
+    Yields once the app's websocket is open on the fake (hello sent). The real service is
+    opened for `settings` unless `service` is given (to share one between two "processes").
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        inner = service
+        if inner is None:
+            inner = await stack.enter_async_context(open_real_service(settings))
+        recording = RecordingService(inner)
+        stop = asyncio.Event()
+        already = len(fake.connections)
+        task = asyncio.create_task(
+            serve_slack(settings, recording, port=0, host="127.0.0.1", stop=stop)
+        )
+        try:
+            connected = asyncio.ensure_future(fake.wait_connection(already + 1, timeout=10))
+            await asyncio.wait({connected, task}, return_when=asyncio.FIRST_COMPLETED)
+            if not connected.done():  # serve_slack ended before connecting: show why
+                connected.cancel()
+                await task
+                raise AssertionError("serve_slack returned without connecting")
+            connection = connected.result()
+            yield SocketModeHarness(
+                fake, SocketModeSender(fake), recording, connection, stop, task, settings
+            )
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
