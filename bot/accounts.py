@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -237,22 +238,22 @@ class SqliteAccounts:
         """Notes of the user's team on the given (system, display code) pairs."""
         if not keys:
             return {}
-        wanted = {(system, normalize_code(code)): (system, code) for system, code in keys}
-        code_keys = sorted({code_key for _, code_key in wanted})
-        marks = ", ".join("?" * len(code_keys))
-        rows = await self._db.fetchall(
-            "SELECT system, code_key, text, author_name FROM notes "
-            f"WHERE platform = ? AND tenant = ? AND code_key IN ({marks})",
-            (user.platform, user.tenant_id, *code_keys),
-        )
-        exact = {(row["system"], row["code_key"]): row for row in rows if row["system"]}
-        loose = {row["code_key"]: row for row in rows if not row["system"]}
-        notes: dict[tuple[str, str], TeamNote] = {}
-        for (system, code_key), original in wanted.items():
-            row = exact.get((system, code_key)) or loose.get(code_key)
-            if row is not None:
-                notes[original] = TeamNote(row["text"], row["author_name"])
-        return notes
+        return await self._db.run(_notes_job(user, keys))
+
+    async def charge_and_notes(
+        self, user: UserRef, request_id: str, cost: int, keys: Sequence[tuple[str, str]]
+    ) -> tuple[ChargeOutcome, dict[tuple[str, str], TeamNote]]:
+        """`charge`, then (when allowed) `team_notes(user, keys)`, in one database hop.
+
+        If the notes cannot be read, the charge is refunded and the error raised, so a
+        caller that gets an exception was charged nothing.
+        """
+        then = _notes_job(user, keys) if keys else None
+        outcome, notes = await self.ledger.charge_then(user, request_id, cost, then)
+        if isinstance(notes, BaseException):
+            await self.refund(user, request_id)
+            raise notes
+        return outcome, notes or {}
 
     async def handle(self, request: Request, command: Command) -> Reply:
         """Answer the free account/team commands: quota, register, admin, note, recent, stats."""
@@ -549,6 +550,35 @@ async def open_accounts(
     if settings.database_url.startswith("sqlite:///"):
         return await SqliteAccounts.open(settings, now=now, resolve=resolve)
     raise ConfigError("CODEBOT_DATABASE_URL must look like sqlite:///path/to/state.sqlite")
+
+
+def _notes_job(
+    user: UserRef, keys: Sequence[tuple[str, str]]
+) -> Callable[[sqlite3.Connection], dict[tuple[str, str], TeamNote]]:
+    """A `Database.run` job: the tenant's notes on (system, display code) pairs (non-empty)."""
+    wanted = {(system, normalize_code(code)): (system, code) for system, code in keys}
+    code_keys = sorted({code_key for _, code_key in wanted})
+    marks = ", ".join("?" * len(code_keys))
+    sql = (
+        "SELECT system, code_key, text, author_name FROM notes "
+        f"WHERE platform = ? AND tenant = ? AND code_key IN ({marks})"
+    )
+    params = (user.platform, user.tenant_id, *code_keys)
+
+    def job(connection: sqlite3.Connection) -> dict[tuple[str, str], TeamNote]:
+        rows = connection.execute(sql, params).fetchall()
+        if not rows:  # the usual case: no note on any of these codes
+            return {}
+        exact = {(row["system"], row["code_key"]): row for row in rows if row["system"]}
+        loose = {row["code_key"]: row for row in rows if not row["system"]}
+        notes: dict[tuple[str, str], TeamNote] = {}
+        for (system, code_key), original in wanted.items():
+            row = exact.get((system, code_key)) or loose.get(code_key)
+            if row is not None:
+                notes[original] = TeamNote(row["text"], row["author_name"])
+        return notes
+
+    return job
 
 
 def _info(text: str, title: str) -> Reply:

@@ -73,6 +73,16 @@ class Accounts(Protocol):
         """Notes of the user's team on the given (system, code) pairs."""
         ...
 
+    async def charge_and_notes(
+        self, user: UserRef, request_id: str, cost: int, keys: Sequence[tuple[str, str]]
+    ) -> tuple[ChargeOutcome, dict[tuple[str, str], TeamNote]]:
+        """`charge`, then (only when allowed) `team_notes(user, keys)`, as one operation.
+
+        Lets an implementation answer both in one database round trip. If it raises, the
+        request was not charged (an implementation refunds before raising).
+        """
+        ...
+
     async def handle(self, request: Request, command: Command) -> Reply:
         """Answer the free account/team commands: quota, register, admin, note, recent, stats."""
         ...

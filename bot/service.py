@@ -125,7 +125,13 @@ class LookupService:
         if not cards:
             return Reply(ReplyKind.CARDS, items=tuple(items), title=title)
         cost = self._accounts.cost("share" if share else "lookup") * len(cards)
-        outcome = await self._accounts.charge(request.user, request.request_id, cost)
+        # one round trip: the charge, then (if allowed) the team notes on these cards
+        outcome, notes = await self._accounts.charge_and_notes(
+            request.user,
+            request.request_id,
+            cost,
+            [(card.system.value, card.code) for card in cards],
+        )
         if not outcome.allowed:
             return Reply(
                 ReplyKind.EXHAUSTED,
@@ -134,9 +140,6 @@ class LookupService:
                 title="No code lookups left",
             )
         try:
-            notes = await self._accounts.team_notes(
-                request.user, [(card.system.value, card.code) for card in cards]
-            )
             with_notes = tuple(
                 _with_note(item, notes) if isinstance(item, CodeCard) else item for item in items
             )

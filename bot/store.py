@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -184,6 +184,7 @@ class Database:
         self._lock = asyncio.Lock()  # held by transaction() and by each hop of run() jobs
         self._jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._pump: asyncio.Future[None] | None = None
+        self._direct = False  # a lone job's hop is in flight (see `run`)
 
     @classmethod
     async def open(
@@ -253,9 +254,23 @@ class Database:
         retried (with backoff, on the worker thread) before they are reported to its caller;
         one job's failure never affects the others in its hop.
         """
+        if self._pump is None and not self._direct and not self._lock.locked():
+            # idle: a hop of its own, awaited by the caller (no pump task, fewer loop turns)
+            self._direct = True
+            try:
+                async with self._lock:
+                    outcomes = await self._on_worker_thread(partial(_run_jobs, [job]))
+            finally:
+                self._direct = False
+                if self._jobs and self._pump is None:  # queued meanwhile: one hop for all
+                    self._pump = asyncio.ensure_future(self._pump_jobs())
+            ok, value = outcomes[0]
+            if ok:
+                return cast(T, value)
+            raise value
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.append((job, future))
-        if self._pump is None:
+        if self._pump is None and not self._direct:
             self._pump = asyncio.ensure_future(self._pump_jobs())
         return await future
 
@@ -353,24 +368,71 @@ class Transaction:
 def _run_jobs(
     jobs: Sequence[Callable[[sqlite3.Connection], Any]], connection: sqlite3.Connection
 ) -> list[tuple[bool, Any]]:
-    """On the worker thread: run each job, retrying lock errors; (ok, result or error)."""
-    outcomes: list[tuple[bool, Any]] = []
-    for job in jobs:
-        delay = 0.002
-        for attempt in range(MAX_RETRIES + 1):
-            try:
-                outcomes.append((True, job(connection)))
-                break
-            except Exception as error:
-                if not is_locked_error(error) or attempt == MAX_RETRIES:
-                    if connection.in_transaction:  # a job must never leave one open
-                        connection.rollback()
-                    outcomes.append((False, error))
-                    break
-                logger.debug("state database busy (attempt %d); retrying", attempt + 1)
-                time.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 0.25)
+    """On the worker thread: run the jobs of one hop; (ok, result or error) for each.
+
+    Several jobs share one write transaction (group commit): `BEGIN IMMEDIATE` takes the
+    database write lock once, the jobs run in order (each statement still atomic on its
+    own: a failing statement is undone by itself and the others stand), and ONE `COMMIT`
+    writes them all to the WAL. Results are handed out only after the COMMIT, so nobody
+    is ever told about a charge that a crash could still lose. If the transaction as a
+    whole fails (BEGIN, COMMIT, or an error that makes SQLite roll it back), every job of
+    the hop gets the error and none of their writes happened.
+    """
+    if len(jobs) == 1 or connection.in_transaction:
+        return (
+            [_run_job(jobs[0], connection, own_transaction=False)]
+            if len(jobs) == 1
+            else [_run_job(job, connection, own_transaction=False) for job in jobs]
+        )
+    try:
+        _retry_sync(lambda: connection.execute("BEGIN IMMEDIATE"))
+    except Exception as error:
+        return [(False, error)] * len(jobs)
+    outcomes = [_run_job(job, connection, own_transaction=True) for job in jobs]
+    failure: BaseException | None = None
+    if not connection.in_transaction:  # an error made SQLite roll the whole batch back
+        failure = next((value for ok, value in outcomes if not ok), None) or (
+            sqlite3.OperationalError("the batch transaction was rolled back")
+        )
+    else:
+        try:
+            _retry_sync(lambda: connection.execute("COMMIT"))
+        except Exception as error:
+            failure = error
+            if connection.in_transaction:
+                connection.rollback()
+    if failure is not None:
+        return [(False, failure)] * len(jobs)
     return outcomes
+
+
+def _run_job(
+    job: Callable[[sqlite3.Connection], Any],
+    connection: sqlite3.Connection,
+    *,
+    own_transaction: bool,
+) -> tuple[bool, Any]:
+    try:
+        return True, _retry_sync(lambda: job(connection))
+    except Exception as error:
+        if connection.in_transaction and not own_transaction:  # a job never leaves one open
+            connection.rollback()
+        return False, error
+
+
+def _retry_sync(operation: Callable[[], T]) -> T:
+    """`Database._retry` for the worker thread: transient lock errors, jittered backoff."""
+    delay = 0.002
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            return operation()
+        except sqlite3.OperationalError as error:
+            if not is_locked_error(error) or attempt == MAX_RETRIES:
+                raise
+            logger.debug("state database busy (attempt %d); retrying", attempt + 1)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.25)
+    raise AssertionError("unreachable")
 
 
 def _split_script(script: str) -> list[str]:

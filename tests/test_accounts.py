@@ -400,3 +400,48 @@ async def test_export_and_purge(tmp_path: Path) -> None:
     assert [row["used"] for row in after["usage"] if row["user_id"] == ""] == [1]
     # another tenant's data is untouched
     assert [row["text"] for row in (await export_team(settings, "T2"))["notes"]] == ["eve's note"]
+
+
+# ------------------------------------------------------------- one-hop charge + notes
+
+
+async def test_charge_and_notes_in_one_hop_under_concurrency(accounts: SqliteAccounts) -> None:
+    """Concurrent requests share hops (group commit) yet stay exact, idempotent, isolated."""
+    await say(accounts, ALICE, "/code note e119 Check A1c before coding")
+    users = [UserRef("slack", "T1", f"UC{n}", f"c{n}") for n in range(20)] + [EVE]
+    keys = [("icd10cm", "E11.9")]
+    sends = [(user, f"{user.user_id}-{n}") for user in users for n in range(2)]
+    sends += [(user, f"{user.user_id}-0") for user in users]  # replays of the first ones
+    results = await asyncio.gather(
+        *(accounts.charge_and_notes(user, rid, 1, keys) for user, rid in sends)
+    )
+    by_request: dict[str, list[Any]] = {}
+    for (user, rid), (outcome, notes) in zip(sends, results, strict=True):
+        by_request.setdefault(rid, []).append((user, outcome, notes))
+    for user in users:  # guest plan: one lookup each; the second request id is refused
+        first = by_request[f"{user.user_id}-0"]
+        second = by_request[f"{user.user_id}-1"]
+        assert [outcome.allowed for _, outcome, _ in first] == [True, True]
+        assert sorted(outcome.replayed for _, outcome, _ in first) == [False, True]
+        assert not second[0][1].allowed and second[0][2] == {}
+        expected = {} if user is EVE else {keys[0]: ("Check A1c before coding", "alice")}
+        for _, _, notes in first:
+            assert {k: (n.text, n.author) for k, n in notes.items()} == expected
+    assert await accounts.ledger.ledger_check() == []
+
+
+async def test_a_failing_job_does_not_fail_its_batch(accounts: SqliteAccounts) -> None:
+    database = accounts.ledger.db
+
+    def broken(connection: Any) -> int:
+        connection.execute("SELECT * FROM no_such_table")
+        return 0
+
+    jobs = [database.execute("UPDATE usage SET granted = granted WHERE 0") for _ in range(5)]
+    outcomes = await asyncio.gather(
+        *jobs[:2], database.run(broken), *jobs[2:], return_exceptions=True
+    )
+    assert [type(outcome).__name__ for outcome in outcomes] == ["int"] * 2 + [
+        "OperationalError"
+    ] + ["int"] * 3
+    assert await database.fetchone("SELECT 1") is not None
