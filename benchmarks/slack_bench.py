@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from adapters.runtime import run_server
 from adapters.slack_blocks import block_kit_problems
 from bot.config import Settings
 from bot.model import Reply, Request, UserRef
@@ -145,7 +146,7 @@ async def _bench(
     with tempfile.TemporaryDirectory() as state_dir:
         async with FakeSlack() as fake:
             settings = slack_settings(fake, Path(state_dir), codes_db, quota=UNLIMITED_QUOTA)
-            async with running_slack(fake, settings) as harness:
+            async with running_slack(fake, settings, warm=True) as harness:
                 # warm up: auth.test, caches, first SQLite pages (not measured)
                 for code in CODES:
                     await harness.sender.command(code, user="UWARMUP")
@@ -192,8 +193,9 @@ def run(
     for name in ("slack_bolt", "slack_sdk", "codebot.slack", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
     codes_db = Path(os.environ.get("CODEBOT_CODES_DB") or Settings().codes_db)
-    figures = asyncio.run(_bench(total, concurrency, codes_db, separate_client))
-    adapter = asyncio.run(_bench(total, concurrency, codes_db, separate_client, canned=True))
+    # The same event loop as `codebot serve slack` (uvloop where installed).
+    figures = run_server(_bench(total, concurrency, codes_db, separate_client))
+    adapter = run_server(_bench(total, concurrency, codes_db, separate_client, canned=True))
     figures["adapter_only"] = {
         key: adapter[key] for key in ("errors", "p50_ms", "p99_ms", "throughput_rps")
     }

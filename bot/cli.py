@@ -296,15 +296,17 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return EXIT_FAILURE
+        from adapters.runtime import run_server
         from adapters.slack_app import run_slack
 
-        return asyncio.run(run_slack(settings, host=args.host, port=args.port))
+        return run_server(run_slack(settings, host=args.host, port=args.port))
     if not settings.discord_enabled:
         print("codebot: set DISCORD_TOKEN.", file=sys.stderr)
         return EXIT_FAILURE
     from adapters.discord_bot import run_discord
+    from adapters.runtime import run_server
 
-    return asyncio.run(
+    return run_server(
         run_discord(
             settings, sync=getattr(args, "sync", False), guild_id=getattr(args, "guild", None)
         )

@@ -157,7 +157,9 @@ class Reply:
 
     `notice` is the quota line (empty when the answer was free). `public` asks the adapter
     to post in channel instead of ephemerally (share). `title` is a short summary line,
-    usable as a platform's fallback/notification text.
+    usable as a platform's fallback/notification text. `replayed` is true when this request
+    id had already been charged (a platform retry): an adapter that posts answers on its
+    own (Slack events) may skip posting it again.
     """
 
     kind: ReplyKind
@@ -167,3 +169,4 @@ class Reply:
     actions: tuple[Action, ...] = ()
     public: bool = False
     title: str = ""
+    replayed: bool = False

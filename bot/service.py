@@ -164,6 +164,7 @@ class LookupService:
             actions=actions,
             public=share,
             title=title,
+            replayed=outcome.replayed,
         )
 
     # ------------------------------------------------------------------ search
@@ -196,6 +197,7 @@ class LookupService:
             notice=outcome.notice,
             actions=actions,
             title=f"Codes matching \u201c{shown_query}\u201d",
+            replayed=outcome.replayed,
         )
 
     # ------------------------------------------------------------------ notes

@@ -174,3 +174,13 @@ async def test_unexpected_failure_is_an_error_reply_without_details(
     assert reply.kind is ReplyKind.ERROR
     assert "secret internal detail" not in reply.text and "ref " in reply.text
     assert "secret internal detail" in caplog.text
+
+
+async def test_a_retried_request_is_marked_replayed(service: LookupService) -> None:
+    first = await service.handle(request("E11.9", rid="evt-1"))
+    retry = await service.handle(request("E11.9", rid="evt-1"))
+    assert not first.replayed and retry.replayed
+    assert cards(retry)  # the retry still gets the answer
+    search_first = await service.handle(request("knee brace", rid="evt-2"))
+    search_retry = await service.handle(request("knee brace", rid="evt-2"))
+    assert not search_first.replayed and search_retry.replayed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def read_code_sets(conn: sqlite3.Connection) -> list[CodeSetStatus]:
     return out
 
 
+CARD_CACHE_SIZE = 4096  # finished cards kept per process (a few MB)
+
 # Instructional notes that ICD-10-CM applies to every code below the one carrying them.
 _INHERITED_NOTE_KEYS = (
     "includes",
@@ -78,6 +81,8 @@ class CodeCatalog:
         self._refs: dict[int, tuple[int | None, CodeRef]] = {}
         self._parent_attrs: dict[int, tuple[tuple[str, str], ...]] = {}
         self._ancestor_notes: dict[int, dict[str, list[str]]] = {}
+        # Teams look the same few hundred codes up all day: keep their finished cards.
+        self._cards: OrderedDict[tuple[str, bool], tuple[CodeCard, ...]] = OrderedDict()
         self._prefix_keys: dict[str, list[str]] = {}
 
     @classmethod
@@ -109,6 +114,7 @@ class CodeCatalog:
             self._refs.clear()
             self._parent_attrs.clear()
             self._ancestor_notes.clear()
+            self._cards.clear()
             self._prefix_keys.clear()
 
     def _ref(self, row_id: int) -> tuple[int | None, CodeRef]:
@@ -245,15 +251,24 @@ class CodeCatalog:
         key = normalize_code(raw)
         if not key:
             return []
+        cache_key = (key, "." in raw)
         with self._lock:
             self._fresh()
+            cached = self._cards.get(cache_key)
+            if cached is not None:
+                self._cards.move_to_end(cache_key)
+                return list(cached)
             rows = self._conn.execute(
                 f"SELECT {_CARD_COLUMNS} FROM codes WHERE key = ?", (key,)
             ).fetchall()
             if "." in raw:
                 rows = [r for r in rows if r[1] == CodeSystem.ICD10CM.value]
             rows.sort(key=lambda r: SYSTEM_ORDER.get(r[1], len(SYSTEM_ORDER)))
-            return [self._card(r) for r in rows]
+            cards = tuple(self._card(r) for r in rows)
+            self._cards[cache_key] = cards
+            if len(self._cards) > CARD_CACHE_SIZE:
+                self._cards.popitem(last=False)
+            return list(cards)
 
     def get(self, system: CodeSystem | str, code: str) -> CodeCard | None:
         """The card of one code in one system, by display code (E11.9) or key (E119)."""

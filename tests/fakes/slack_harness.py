@@ -84,11 +84,13 @@ def slack_settings(
 
 
 @asynccontextmanager
-async def open_real_service(settings: Settings) -> AsyncIterator[ReplyService]:
-    """The real LookupService for `settings` (code DB + state DB)."""
+async def open_real_service(
+    settings: Settings, *, warm: bool = False
+) -> AsyncIterator[ReplyService]:
+    """The real LookupService for `settings` (code DB + state DB); `warm` as a server does."""
     from bot.app import open_service
 
-    async with open_service(settings) as service:
+    async with open_service(settings, warm=warm) as service:
         yield service
 
 
@@ -99,9 +101,10 @@ async def running_slack(
     *,
     ack_budget: float | None = None,
     delay: float = 0.0,
+    warm: bool = False,
 ) -> AsyncIterator[SlackHarness]:
     """Start the adapter's aiohttp app on 127.0.0.1:0 with the real service."""
-    async with open_real_service(settings) as inner:
+    async with open_real_service(settings, warm=warm) as inner:
         service = RecordingService(inner, delay=delay)
         extra: dict[str, Any] = {} if ack_budget is None else {"ack_budget": ack_budget}
         web_app = make_web_app(settings, service, **extra)
