@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.discord_bot import DiscordAdapter, running_bot
+from benchmarks.common import percentile
 from bot.app import open_service
 from bot.config import DEFAULT_CODES_DB, Settings
 from tests.fakes.fake_discord import Call, FakeDiscord
@@ -33,10 +34,31 @@ SLASH_TARGET_MS = 50.0
 # What users type: codes as they grow, and 1-3 word phrases (each is typed letter by letter,
 # so every prefix of every word is measured).
 TYPED = [
-    "E11.9", "S72.001A", "0DTJ4ZZ", "A0425", "I10", "J45.909", "M54.5", "Z00.00", "L1810",
-    "diabetes", "type 2 diabetes", "knee brace", "heart failure", "fracture of femur",
-    "chronic kidney disease", "asthma", "copd", "htn", "wheelchair", "hip replacement",
-    "ambulance", "pneumonia", "colonoscopy", "insulin pump", "urinary tract infection",
+    "E11.9",
+    "S72.001A",
+    "0DTJ4ZZ",
+    "A0425",
+    "I10",
+    "J45.909",
+    "M54.5",
+    "Z00.00",
+    "L1810",
+    "diabetes",
+    "type 2 diabetes",
+    "knee brace",
+    "heart failure",
+    "fracture of femur",
+    "chronic kidney disease",
+    "asthma",
+    "copd",
+    "htn",
+    "wheelchair",
+    "hip replacement",
+    "ambulance",
+    "pneumonia",
+    "colonoscopy",
+    "insulin pump",
+    "urinary tract infection",
 ]
 LOOKUPS = ["E11.9", "I10", "S72.001A", "0DTJ4ZZ", "A0425", "J45.909", "knee brace", "E11"]
 
@@ -48,18 +70,12 @@ def _prefixes() -> list[str]:
     return prefixes
 
 
-def _percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
 def _summary(samples_ms: list[float]) -> dict[str, float]:
     return {
         "n": len(samples_ms),
         "p50_ms": round(statistics.median(samples_ms), 3),
-        "p95_ms": round(_percentile(samples_ms, 95), 3),
-        "p99_ms": round(_percentile(samples_ms, 99), 3),
+        "p95_ms": round(percentile(samples_ms, 95), 3),
+        "p99_ms": round(percentile(samples_ms, 99), 3),
         "max_ms": round(max(samples_ms), 3),
     }
 
@@ -97,9 +113,7 @@ async def _bench_slash(iterations: int) -> tuple[dict[str, Any], dict[str, Any]]
                 discord_api_url=fake.api_url,
                 discord_gateway_url=fake.gateway_url,
             )
-            async with open_service(settings) as service, running_bot(
-                settings, service
-            ) as adapter:
+            async with open_service(settings) as service, running_bot(settings, service) as adapter:
                 await asyncio.wait_for(adapter.ready.wait(), 10)
                 autocomplete = _bench_autocomplete(adapter)
                 samples: list[float] = []
@@ -111,9 +125,7 @@ async def _bench_slash(iterations: int) -> tuple[dict[str, Any], dict[str, Any]]
                     start_calls = len(fake.calls)
                     start = time.perf_counter()
                     await fake.dispatch("INTERACTION_CREATE", payload)
-                    await fake.wait_for_call(
-                        _callback_of(str(payload["id"])), after=start_calls
-                    )
+                    await fake.wait_for_call(_callback_of(str(payload["id"])), after=start_calls)
                     if index >= 20:  # the first ones warm up connections and caches
                         samples.append((time.perf_counter() - start) * 1000)
                 return autocomplete, _summary(samples)

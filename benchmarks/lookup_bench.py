@@ -7,36 +7,19 @@ second, exact lookup p50 <= 0.2 ms, suggestion < 5 ms.
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
-import statistics
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import codes_database, percentile
 from bot.codes.catalog import CodeCatalog
 
-DEFAULT_DB = Path(__file__).resolve().parents[1] / "data" / "build" / "codes.sqlite"
 FIXED_CODES = [
     "E11.9", "e119", "E11", "S72.001A", "T36.0X1A", "I10", "J44.9", "Z00.00", "B00",
     "0DTJ4ZZ", "0dt", "BW03ZZZ", "A0425", "S0189", "-LT", "RT", "E08-E13", "E11.99", "ZZZZ",
 ]  # fmt: skip
 TYPOS = ["E11.99", "S72001", "0DTJ4ZX", "A0426", "Z99.99", "S72.001Z", "R69X", "J44.8"]
-
-
-def _database() -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
-    """The database to measure, building a temporary one if none exists."""
-    given = os.environ.get("CODEBOT_CODES_DB")
-    for candidate in (Path(given) if given else None, DEFAULT_DB):
-        if candidate is not None and candidate.is_file():
-            return candidate, None
-    from bot.codes.build import build_code_db
-
-    tmp = tempfile.TemporaryDirectory()
-    path = Path(tmp.name) / "codes.sqlite"
-    build_code_db(path, progress=lambda _line: None, search_index=False)
-    return path, tmp
 
 
 def _sample_codes(path: Path, n: int, seed: int = 7) -> list[str]:
@@ -51,17 +34,16 @@ def _sample_codes(path: Path, n: int, seed: int = 7) -> list[str]:
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     """p50/p95/max in milliseconds."""
-    ordered = sorted(samples)
     return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 4),
-        "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1] * 1000, 4),
-        "max_ms": round(ordered[-1] * 1000, 4),
+        "p50_ms": round(percentile(samples, 50) * 1000, 4),
+        "p95_ms": round(percentile(samples, 95) * 1000, 4),
+        "max_ms": round(max(samples) * 1000, 4),
     }
 
 
 def run(n: int = 2000) -> dict[str, object]:
     """Measure open, exact lookup and suggestion times; returns the figures."""
-    path, tmp = _database()
+    path, tmp = codes_database(search_index=False)
     try:
         started = time.perf_counter()
         catalog = CodeCatalog.open(path)

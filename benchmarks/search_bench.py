@@ -25,17 +25,16 @@ import re
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import codes_database, percentile
 from bot.codes.search import SearchEngine
 from bot.codes.search_index import build_search_index
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DB = ROOT / "data" / "build" / "codes.sqlite"
 # The shared dev set when the checkout sits beside shared/ (as in CI), else our copy of it.
 _SHARED_DEV = ROOT.parent / "shared" / "eval" / "search-dev.tsv"
 DEFAULT_DEV = (
@@ -91,30 +90,10 @@ def evaluate(
         "queries": len(dev),
         "recall@5": round(hits / n, 3),
         "mrr": round(rr / n, 3),
-        "p50_ms": round(_pct(latencies, 50), 2),
-        "p95_ms": round(_pct(latencies, 95), 2),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
         "misses": misses,
     }
-
-
-def _pct(values: Sequence[float], pct: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
-
-
-def _database() -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
-    given = os.environ.get("CODEBOT_CODES_DB")
-    for candidate in (Path(given) if given else None, DEFAULT_DB):
-        if candidate is not None and candidate.is_file():
-            return candidate, None
-    from bot.codes.build import build_code_db
-
-    tmp = tempfile.TemporaryDirectory()
-    path = Path(tmp.name) / "codes.sqlite"
-    build_code_db(path, progress=lambda _line: None)
-    return path, tmp
 
 
 # ---------------------------------------------------------------------- baselines
@@ -244,7 +223,7 @@ def index_build(db: Path) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     """Run every measurement, print a table and return the figures."""
-    db, tmp = _database()
+    db, tmp = codes_database()
     try:
         dev_path = Path(os.environ.get("CODEBOT_SEARCH_DEV", DEFAULT_DEV))
         dev = load_dev(dev_path)
@@ -273,8 +252,8 @@ def run() -> dict[str, Any]:
             ac_ms.append((time.perf_counter() - t) * 1000)
         results["autocomplete"] = {
             "inputs": len(ac_inputs),
-            "p50_ms": round(_pct(ac_ms, 50), 2),
-            "p95_ms": round(_pct(ac_ms, 95), 2),
+            "p50_ms": round(percentile(ac_ms, 50), 2),
+            "p95_ms": round(percentile(ac_ms, 95), 2),
         }
         engine.close()
 
