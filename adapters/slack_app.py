@@ -13,7 +13,9 @@ Mentions are answered in a thread and DMs in the DM, both with `chat.postMessage
 Charging once: every request carries a stable id (slash command: trigger_id; event:
 event_id; button: message ts + action id + user), so the quota ledger never charges a
 Slack retry or a double click twice; an in-process memory of event ids also keeps a retried
-event from being posted twice.
+event from being posted twice, and an event retry that reaches another process (sharing the
+state DB) is not posted when the service reports the request as already charged
+(`Reply.replayed`). Slash commands and buttons always answer their own ack/response_url.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -204,6 +207,12 @@ class SlackAdapter:
             # without this bolt polls for the ack every 10 ms, which costs latency.
             process_before_response=True,
             request_verification_enabled=bool(settings.slack_signing_secret),
+            # Built-in middleware for features this app does not use: custom workflow steps
+            # (function_executed tokens) and AI-assistant threads (conversation kwargs on
+            # event listeners). Signature verification, the timestamp check, ssl_check,
+            # url_verification and ignoring our own events all stay on.
+            attaching_function_token_enabled=False,
+            attaching_conversation_kwargs_enabled=False,
             logger=logging.getLogger("codebot.slack.bolt"),
         )
         self._events = _Memory(EVENT_MEMORY_SECONDS)
@@ -243,7 +252,7 @@ class SlackAdapter:
         try:
             bolt_request = await to_bolt_request(request)
             bolt_response = await self.app.async_dispatch(bolt_request)
-            return await to_aiohttp_response(bolt_response)
+            return await _to_aiohttp_response(bolt_response)
         except Exception:
             # bolt handles listener errors itself; this is the last line so a bug never
             # takes the server down nor shows a traceback to Slack
@@ -420,8 +429,16 @@ class SlackAdapter:
         )
         return await self._answer(request)
 
-    async def _answer_and_deliver(self, turn: _Turn, origin: _Origin) -> None:
-        await self._deliver(await self._turn_reply(turn, origin), origin)
+    async def _answer_and_deliver(
+        self, turn: _Turn, origin: _Origin, *, skip_replayed: bool = False
+    ) -> None:
+        reply = await self._turn_reply(turn, origin)
+        if skip_replayed and reply.replayed:
+            # Slack retried an event that another process (sharing the state DB) already
+            # charged: that process answers it, so posting again would double the answer.
+            log.info("%s was already charged elsewhere (Slack retry); not posting", turn.request_id)
+            return
+        await self._deliver(reply, origin)
 
     # ------------------------------------------------------------ events
 
@@ -478,7 +495,9 @@ class SlackAdapter:
             text=unescape_slack(text),
             request_id=f"slack:evt:{event_id}",
         )
-        self._spawn(self._answer_and_deliver(turn, origin))
+        # Events are posted by us (no ack body, no response_url): a retry that reached
+        # another process is answered only by the process that charged it first.
+        self._spawn(self._answer_and_deliver(turn, origin, skip_replayed=True))
 
     # ------------------------------------------------------------ delivery
 
@@ -563,6 +582,24 @@ class SlackAdapter:
 
 
 ADAPTER_KEY = web.AppKey("codebot_slack_adapter", SlackAdapter)
+
+
+async def _to_aiohttp_response(bolt_response: BoltResponse) -> web.Response:
+    """bolt's response as aiohttp's: the same status, body and Content-Type as bolt's own
+    `to_aiohttp_response`, without its regex and cookie handling for the usual response
+    (only a Content-Type header); anything else (cookies, extra headers) goes through bolt's.
+    """
+    headers = bolt_response.headers
+    if len(headers) != 1 or "content-type" not in headers:
+        return await to_aiohttp_response(bolt_response)
+    content_type = headers["content-type"][0]
+    if content_type.endswith(";charset=utf-8"):  # as bolt sets it; aiohttp adds no charset
+        content_type = content_type[: -len(";charset=utf-8")]
+    return web.Response(
+        status=bolt_response.status,
+        body=bolt_response.body.encode("utf-8"),
+        content_type=content_type,
+    )
 
 
 def _is_noise(event: Mapping[str, Any], bot_user_id: str | None) -> bool:
