@@ -29,6 +29,7 @@ import aiohttp
 
 from adapters.runtime import run_server
 from adapters.slack_blocks import block_kit_problems
+from benchmarks.common import percentile
 from bot.config import Settings
 from bot.model import Reply, Request, UserRef
 from tests.fakes.fake_slack import FakeSlack, slack_signature
@@ -44,13 +45,6 @@ CONCURRENCY = 50
 USERS = 50
 TARGET_P99_MS = 50.0
 CODES = ["E11.9", "I10", "A0425", "S72.001A", "0DTJ4ZZ", "J44.9", "N39.0", "L1810", "E11", "Z00.00"]
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 # ---------------------------------------------------------------- the load generator (Slack)
@@ -108,9 +102,9 @@ async def _load(url: str, response_url: str, total: int, concurrency: int) -> di
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:5],
         "block_kit_violations": len(problems),
-        "p50_ms": round(_percentile(latencies, 0.50), 2),
-        "p90_ms": round(_percentile(latencies, 0.90), 2),
-        "p99_ms": round(_percentile(latencies, 0.99), 2),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p90_ms": round(percentile(latencies, 90), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(latencies[-1], 2) if latencies else None,
         "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
         "throughput_rps": round(total / wall, 1) if wall else None,
