@@ -44,6 +44,9 @@ TOTAL = 5_000
 CONCURRENCY = 50
 USERS = 50
 TARGET_P99_MS = 50.0
+# The first waves of requests open the client's 50 connections and meet 50 new users (one
+# users.info call each); `steady_p99_ms` leaves them out, `p99_ms` counts every request.
+COLD_WAVES = 2
 CODES = ["E11.9", "I10", "A0425", "S72.001A", "0DTJ4ZZ", "J44.9", "N39.0", "L1810", "E11", "Z00.00"]
 
 
@@ -53,6 +56,7 @@ CODES = ["E11.9", "I10", "A0425", "S72.001A", "0DTJ4ZZ", "J44.9", "N39.0", "L181
 async def _load(url: str, response_url: str, total: int, concurrency: int) -> dict[str, Any]:
     """Send `total` signed slash commands, `concurrency` at a time; time each one."""
     latencies: list[float] = []
+    steady: list[float] = []  # after the cold first waves (new connections, new users)
     errors: list[str] = []
     problems: list[str] = []
     validated: set[str] = set()
@@ -81,6 +85,8 @@ async def _load(url: str, response_url: str, total: int, concurrency: int) -> di
                 errors.append(type(error).__name__)
                 return
             latencies.append((time.perf_counter() - started) * 1000)
+            if number >= concurrency * COLD_WAVES:
+                steady.append(latencies[-1])
             payload = json.loads(body) if status == 200 and body.startswith(b"{") else {}
             if not any(b.get("type") == "header" for b in payload.get("blocks", [])):
                 errors.append(f"HTTP {status}: {body[:80]!r}")
@@ -105,6 +111,7 @@ async def _load(url: str, response_url: str, total: int, concurrency: int) -> di
         "p50_ms": round(percentile(latencies, 50), 2),
         "p90_ms": round(percentile(latencies, 90), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
+        "steady_p99_ms": round(percentile(steady, 99), 2),
         "max_ms": round(latencies[-1], 2) if latencies else None,
         "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
         "throughput_rps": round(total / wall, 1) if wall else None,
@@ -199,6 +206,7 @@ def run(
         and figures["block_kit_violations"] == 0
         and figures["p99_ms"] <= TARGET_P99_MS
     )
+    figures["steady_ok"] = figures["errors"] == 0 and figures["steady_p99_ms"] <= TARGET_P99_MS
     return figures
 
 
