@@ -65,15 +65,14 @@ def run_all(names: Sequence[str] = BENCHES) -> dict[str, dict[str, Any]]:
 
 def _print_summary(report: dict[str, dict[str, Any]]) -> None:
     print("\n=== summary ===")
-    print(f"{'benchmark':<16} {'status':<8} {'seconds':>8}  figures")
     for name, entry in report.items():
-        figures = ""
+        print(f"{name}: {entry['status']} in {entry['seconds']} s")
         result = entry.get("result")
         if isinstance(result, dict):
-            figures = ", ".join(f"{k}={v}" for k, v in _flatten(result)[:12])
+            for key, value in _flatten(result):
+                print(f"    {key:<44} {value}")
         elif "error" in entry:
-            figures = entry["error"][:120]
-        print(f"{name:<16} {entry['status']:<8} {entry['seconds']:>8}  {figures}")
+            print(f"    {entry['error'][:200]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
