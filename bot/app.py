@@ -12,7 +12,6 @@ from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
 
-
 # Fewer, larger young-generation collections: per-request garbage is short-lived.
 SERVER_GC_THRESHOLDS = (20_000, 20, 20)
 
