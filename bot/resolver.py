@@ -13,6 +13,7 @@ from bot.commands import CodeToken
 from bot.model import CodeCard, CptInfo, NotFound, ReplyItem
 from bot.ports import CodeLookup
 
+MODIFIER_SUGGEST_POOL = 25
 MAX_SUGGEST_INPUT = 12  # longer strings are not typos of a code: do not search for neighbours
 
 
@@ -26,7 +27,7 @@ class CodeResolver:
         """One or more items per token: every match, else a CPT notice, else not-found."""
         items: list[ReplyItem] = []
         for token in tokens:
-            items.extend(self.resolve(token) or [self.not_found(token.text)])
+            items.extend(self.resolve(token) or [self.not_found(token.text, token.shape)])
         return items
 
     def items_or_none(self, tokens: Sequence[CodeToken]) -> list[ReplyItem] | None:
@@ -37,7 +38,7 @@ class CodeResolver:
             found = self.resolve(token)
             if not found and token.shape in (CodeShape.MAYBE, CodeShape.MODIFIER):
                 weak_misses += 1
-            items.extend(found or [self.not_found(token.text)])
+            items.extend(found or [self.not_found(token.text, token.shape)])
         if tokens and weak_misses == len(tokens):
             return None
         return items
@@ -58,10 +59,14 @@ class CodeResolver:
             return [CptInfo(code=key, section=section, range_label=range_label)]
         return []
 
-    def not_found(self, typed: str) -> NotFound:
-        """`X is not a valid code.` with up to 5 close valid codes."""
+    def not_found(self, typed: str, shape: CodeShape = CodeShape.CODE) -> NotFound:
+        """`X is not a valid code.` with up to 5 close valid codes (modifiers for `-XX`)."""
         shown = normalize_code(typed)[:MAX_SUGGEST_INPUT] or "That"
         suggestions = tuple(self._catalog.suggest(typed)) if len(typed) <= MAX_SUGGEST_INPUT else ()
+        if shape is CodeShape.MODIFIER and suggestions:
+            # `-XX`: only modifiers are close; ask for more so five survive the filter
+            wider = self._catalog.suggest(typed, limit=MODIFIER_SUGGEST_POOL)
+            suggestions = tuple(ref for ref in wider if len(ref.code) == 2)[:5]
         message = f"{shown} is not a valid code."
         if suggestions:
             message += " Did you mean one of these?"

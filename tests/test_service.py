@@ -184,3 +184,9 @@ async def test_a_retried_request_is_marked_replayed(service: LookupService) -> N
     search_first = await service.handle(request("knee brace", rid="evt-2"))
     search_retry = await service.handle(request("knee brace", rid="evt-2"))
     assert not search_first.replayed and search_retry.replayed
+
+
+async def test_unknown_modifier_suggests_modifiers(service: LookupService) -> None:
+    (item,) = (await service.handle(request("modifier XX"))).items
+    assert isinstance(item, NotFound)
+    assert item.suggestions and all(len(ref.code) == 2 for ref in item.suggestions)
