@@ -41,6 +41,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
+from bot.commands import CommandKind, parse
 from bot.config import Settings
 from bot.model import Reply, ReplyKind, Request, UserRef
 
@@ -52,6 +53,8 @@ HEALTH_PATH = "/healthz"
 DEFAULT_PORT = 3000
 
 ACK_BUDGET_SECONDS = 2.0  # Slack wants the ack within 3 s; keep room for the network
+# Commands whose answer depends on the workspace admin flag (admin controls, note edits).
+ADMIN_SENSITIVE_COMMANDS = frozenset({CommandKind.ADMIN, CommandKind.NOTE})
 ADMIN_CACHE_SECONDS = 300.0  # users.info answers are reused this long
 ADMIN_FAILURE_CACHE_SECONDS = 30.0  # after a failed users.info, do not hammer the API
 EVENT_MEMORY_SECONDS = 3600.0  # Slack retries an event 3 times within minutes
@@ -293,9 +296,16 @@ class SlackAdapter:
     # ------------------------------------------------------------ identity
 
     async def _user(
-        self, team_id: str, enterprise_id: str | None, user_id: str, name: str = ""
+        self, team_id: str, enterprise_id: str | None, user_id: str, name: str = "", text: str = ""
     ) -> tuple[UserRef, bool]:
+        """The asking user, and whether they are a workspace admin when that matters.
+
+        Only admin commands and note edits consult the admin flag, so lookups and searches
+        never wait for (nor spend rate limit on) a `users.info` call.
+        """
         user = UserRef(PLATFORM, tenant_of(team_id, enterprise_id), user_id, name)
+        if parse(text).kind not in ADMIN_SENSITIVE_COMMANDS:
+            return user, False
         return user, await self._is_admin(user)
 
     async def _is_admin(self, user: UserRef) -> bool:
@@ -414,7 +424,7 @@ class SlackAdapter:
         """Identify the user (admin flag) and answer; never raises."""
         try:
             user, is_admin = await self._user(
-                turn.team_id, turn.enterprise_id, origin.user, turn.user_name
+                turn.team_id, turn.enterprise_id, origin.user, turn.user_name, turn.text
             )
         except Exception:
             log.exception("could not identify the user")
@@ -641,7 +651,10 @@ def make_web_app(
 def _quiet_sdk_loggers() -> None:
     # bolt/sdk debug logs include request bodies; keep them at INFO or above in production
     for name in (
-        "slack_bolt", "slack_sdk", "codebot.slack.bolt", "codebot.slack.api",
+        "slack_bolt",
+        "slack_sdk",
+        "codebot.slack.bolt",
+        "codebot.slack.api",
         "codebot.slack.socket",
     ):
         logger = logging.getLogger(name)
@@ -730,9 +743,7 @@ def _bound_port(runner: web.AppRunner, requested: int) -> int:
     return requested
 
 
-async def run_slack(
-    settings: Settings, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT
-) -> int:
+async def run_slack(settings: Settings, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> int:
     """`codebot serve slack`: open the real service and serve; returns the exit status."""
     from bot.app import open_service
 

@@ -333,13 +333,21 @@ async def test_quota_exhausted_reply(guest: SlackHarness) -> None:
 
 async def test_admin_flag_from_users_info_is_cached(slack: SlackHarness) -> None:
     await slack.sender.command("admin usage", user=ADMIN)
-    await slack.sender.command("quota", user=ADMIN)
+    await slack.sender.command("note E11.9 delete", user=ADMIN)
     await slack.sender.command("admin usage", user="U0002")
     admin, again, plain = slack.service.requests
     assert admin.is_admin and again.is_admin
     assert not plain.is_admin
     calls = [c.args.get("user") for c in slack.fake.of("users.info")]
     assert calls.count(ADMIN) == 1  # cached
+
+
+async def test_lookups_do_not_call_users_info(slack: SlackHarness) -> None:
+    """Only admin commands and note edits need the admin flag: lookups skip users.info."""
+    await slack.sender.command("E11.9", user="U0003")
+    await slack.sender.command("knee brace", user="U0003")
+    assert [request.is_admin for request in slack.service.requests] == [False, False]
+    assert slack.fake.of("users.info") == []
 
 
 # ---------------------------------------------------------------- escaping
