@@ -171,3 +171,44 @@ def test_admin_export_and_purge_commands(run: Run) -> None:
     assert purged.returncode == 0 and "Removed" in purged.stdout
     again = json.loads(run("admin", "export", "--team", "console:t9").stdout)
     assert again["notes"] == []
+
+
+def test_import_cpt_end_to_end(run: Run, codes_db_path: Path, tmp_path: Path) -> None:
+    """A licensed file (synthetic here) is imported, then looked up and searched."""
+    import shutil
+
+    own_db = tmp_path / "codes.sqlite"
+    shutil.copyfile(codes_db_path, own_db)
+    licensed = tmp_path / "licensed.tsv"
+    licensed.write_text(
+        "code\tdescriptor\n"
+        "70450\tSYNTHETIC TEST DESCRIPTOR ZEBRAFISH ONE\n"
+        "0001U\tSYNTHETIC TEST DESCRIPTOR ZEBRAFISH TWO\n"
+        "not-a-code\tSYNTHETIC TEST DESCRIPTOR REJECTED\n",
+        encoding="utf-8",
+    )
+
+    def run_on_own_db(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={
+                **os.environ,
+                "CODEBOT_CODES_DB": str(own_db),
+                "CODEBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
+            },
+        )
+
+    imported = run_on_own_db("data", "import-cpt", str(licensed))
+    assert imported.returncode == 0, imported.stderr
+    assert "Imported 2 CPT® codes; rejected 1 lines." in imported.stdout
+    (card,) = json.loads(run_on_own_db("lookup", "70450", "--json").stdout)
+    assert card["system"] == "cpt" and card["title"] == "SYNTHETIC TEST DESCRIPTOR ZEBRAFISH ONE"
+    hits = json.loads(run_on_own_db("search", "zebrafish", "--system", "cpt", "--json").stdout)
+    assert {hit["code"] for hit in hits["results"]} == {"70450", "0001U"}
+    assert "CPT" in run_on_own_db("data", "status").stdout
+    # the shared database used by the other tests was not touched
+    assert json.loads(run("lookup", "70450", "--json").stdout)[0]["section"] == "Radiology"
