@@ -460,3 +460,17 @@ async def test_sync_commands_global_and_guild(fake: FakeDiscord, tmp_path: Path)
 async def test_serve_with_sync_registers_commands(fake: FakeDiscord, tmp_path: Path) -> None:
     async with start_bot(fake, make_settings(tmp_path, fake), sync=True):
         assert any(c.method == "PUT" and c.path.endswith("/commands") for c in fake.calls)
+
+
+async def test_undelivered_answer_is_refunded(fake: FakeDiscord, tmp_path: Path) -> None:
+    """Discord refused the answer: the user was not charged for it (guest plan: 1 lookup)."""
+    async with start_bot(fake, make_settings(tmp_path, fake, quota={})) as bot:
+        fake.fail_next(r"/callback$", 400, code=50035)
+        payload = fake.slash_payload("E11.9")
+        await fake.dispatch("INTERACTION_CREATE", payload)
+        await fake.wait_for_call(
+            lambda c: c.path.startswith(f"/interactions/{payload['id']}/")
+            and "couldn't deliver" in embed_text(c.message())
+        )
+        answered = (await bot.slash("I10")).message()  # the one lookup is still there
+        assert answered["embeds"][0]["title"].startswith("I10")
