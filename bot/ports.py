@@ -67,16 +67,10 @@ class Accounts(Protocol):
         """Remember answered lookups for `/code recent` and `/code stats`."""
         ...
 
-    async def team_notes(
-        self, user: UserRef, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], TeamNote]:
-        """Notes of the user's team on the given (system, code) pairs."""
-        ...
-
     async def charge_and_notes(
         self, user: UserRef, request_id: str, cost: int, keys: Sequence[tuple[str, str]]
     ) -> tuple[ChargeOutcome, dict[tuple[str, str], TeamNote]]:
-        """`charge`, then (only when allowed) `team_notes(user, keys)`, as one operation.
+        """`charge`, then (only when allowed) the team's notes on the (system, code) pairs.
 
         Lets an implementation answer both in one database round trip. If it raises, the
         request was not charged (an implementation refunds before raising).

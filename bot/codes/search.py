@@ -81,6 +81,7 @@ from bot.codes.search_index import (
     fold,
     raw_words,
     stem,
+    title_words,
     tokenize,
 )
 from bot.model import CodeRef, CodeSystem, SearchHit
@@ -481,7 +482,7 @@ class SearchEngine:
         return scores
 
     def _variants(
-        self, state: _Loaded, tokens: list[str], head: int = -1
+        self, state: _Loaded, tokens: list[str], head: int = -1, *, join: bool = True
     ) -> tuple[list[tuple[list[list[tuple[str, float]]], float, int]], list[tuple[str, float]]]:
         """Query variants (term alternatives, weight, slot of the query's head noun) and codes
         named directly by synonyms.
@@ -493,6 +494,16 @@ class SearchEngine:
         """
         syn = state.synonyms
         syn_words = state.synonym_words
+        joined = _compound_at(state, tokens) if join else -1
+        if joined >= 0:
+            # "chicken pox" -> chickenpox: the words typed apart form one vocabulary word (or
+            # synonym). Both readings are scored; the joined one comes first after the base.
+            merged = tokens[:joined] + [stem(tokens[joined] + tokens[joined + 1])]
+            merged += tokens[joined + 2 :]
+            moved = head if head < 0 else _moved_head(head, joined, joined + 2, 1)
+            base, base_codes = self._variants(state, tokens, head, join=False)
+            more, more_codes = self._variants(state, merged, moved, join=False)
+            return (base[:1] + more + base[1:])[:MAX_VARIANTS], base_codes + more_codes
         slots: list[list[tuple[str, float]]] = []
         surface: list[str] = []
         for tok in tokens:
@@ -672,7 +683,7 @@ class SearchEngine:
             )
             for _, doc in top:
                 if doc not in words_of:
-                    words_of[doc] = tuple(tokenize(by_id.get(state.doc_ids[doc], "")))
+                    words_of[doc] = tuple(tokenize(title_words(by_id.get(state.doc_ids[doc], ""))))
             if len(words_of) > TITLE_CACHE:
                 # Crude but bounded: start over rather than track recency per title.
                 keep = {doc: words_of[doc] for _, doc in top}
@@ -908,6 +919,20 @@ def _head_position(query: str, n_tokens: int) -> int:
         if word not in STOPWORDS:
             count += 1
     return n_tokens - 1
+
+
+def _compound_at(state: _Loaded, tokens: Sequence[str]) -> int:
+    """Position of the first pair of adjacent words that, written together, make one word
+    the index or the synonyms know ("chicken pox" -> chickenpox, "wheel chair" ->
+    wheelchair), else -1. Only words the user typed apart are joined, never split."""
+    for i in range(len(tokens) - 1):
+        first, second = tokens[i], tokens[i + 1]
+        if not (first.isalpha() and second.isalpha()) or len(first) < 2 or len(second) < 2:
+            continue
+        word = stem(first + second)
+        if len(word) >= 6 and (word in state.vocab_set or (word,) in state.synonyms):
+            return i
+    return -1
 
 
 def _moved_head(head: int, start: int, end: int, replaced_by: int) -> int:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-INDEX_VERSION = "4"
+INDEX_VERSION = "5"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -69,6 +69,8 @@ NO_HEAD = 0xFFFFFFFF  # doc_head value of a title without a head word
 _DEFAULT_WORDS = re.compile(
     r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
     r"|nec|initial encounter(?: for closed fracture)?"
+    # open wounds: ICD-10-CM's index defaults a laceration or puncture to these
+    r"|without foreign body|without damage to nail"
     r"|(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
     r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified)\b"
 )
@@ -121,6 +123,17 @@ _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
         (CTX_CONGENITAL, r"\bcongenital\b"),
     )
 )
+
+
+# An exclusion inside a title ("Fracture of foot and toe, except ankle"; "[any part, except
+# face]") names what the code is NOT: its words are not indexed as the title's, or "ankle
+# fracture" would find the one fracture code that excludes the ankle. Runs to the phrase's end.
+_EXCLUSION = re.compile(r"\b(?:except|excluding)\b[^,;:()\[\]]*", re.IGNORECASE)
+
+
+def title_words(title: str) -> str:
+    """`title` without its exclusion phrases (see `_EXCLUSION`): the text to index."""
+    return _EXCLUSION.sub(" ", title) if "xc" in title.lower() else title
 
 
 def _words(text: str) -> frozenset[str]:
@@ -217,6 +230,7 @@ def title_length(title: str, short_title: str, kind: str) -> int:
     with instructions ("Technical component; under certain circumstances ..."), so its short
     title measures it better. (Other short titles are abbreviations: not comparable.)
     """
+    title = title_words(title)
     n = len(set(tokenize(default_free(_PARENS.sub(" ", title) if "(" in title else title))))
     if short_title and kind == "modifier":
         n = min(n, len(set(tokenize(short_title))))
@@ -375,7 +389,7 @@ def build_search_index(
     # Tokenise once; remember each document's prior so internal numbers follow it.
     docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int, str]] = []
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
-        title_tokens = tokenize(title)
+        title_tokens = tokenize(title_words(title))
         other: set[str] = set(tokenize(short)) if short else set()
         tlen = title_length(title, short, kind)
         ctx = context_bits(system, kind, key, title)
