@@ -16,7 +16,14 @@ import pytest
 from benchmarks.search_bench import DEFAULT_DEV, evaluate, is_hit, load_dev
 from bot.codes.schema import CODES_DDL
 from bot.codes.search import SearchEngine, SearchIndexError, parse_synonyms
-from bot.codes.search_index import build_search_index, head_word, stem, tokenize
+from bot.codes.search_index import (
+    build_search_index,
+    head_word,
+    stem,
+    title_length,
+    title_words,
+    tokenize,
+)
 from bot.model import CodeRef, CodeSystem, SearchHit
 
 
@@ -384,5 +391,49 @@ def test_commercial_s_code_below_equivalent_medicare_code(engine: SearchEngine) 
 def test_procedure_names_reach_pcs_root_operations(
     engine: SearchEngine, query: str, answers: list[str]
 ) -> None:
+    hits = engine.search(query, limit=5)
+    assert rank_of(hits, answers) is not None, codes(hits)
+
+
+def test_pcs_head_is_the_root_type_in_non_surgical_sections() -> None:
+    # Medical and Surgical titles start with the root operation ...
+    assert head_word("icd10pcs", "code", "Resection of Gallbladder", "0FT40ZZ") == "resection"
+    # ... other sections end a noun phrase with it: the first word is only a qualifier.
+    assert head_word("icd10pcs", "code", "Tinnitus Masker Assessment", "F15Z7ZZ") == ("assessment")
+    assert head_word("icd10pcs", "code", "Osteopathic Treatment of Head", "7W00X0Z") == (
+        "treatment"
+    )
+
+
+def test_diagnosis_beats_procedures_that_only_qualify_by_it(engine: SearchEngine) -> None:
+    hits = engine.search("tinnitus", limit=5)
+    assert hits[0].code.startswith("H93.1"), codes(hits)
+
+
+def test_exclusion_words_in_a_title_are_not_its_words() -> None:
+    assert title_words("Fracture of foot and toe, except ankle") == "Fracture of foot and toe,  "
+    assert "face" not in tokenize(title_words("Cellulitis of head [any part, except face]"))
+    assert title_length("Malignant neoplasm of kidney, except renal pelvis", "", "code") == 3
+
+
+def test_exclusion_does_not_make_a_code_match(engine: SearchEngine) -> None:
+    # S92 "Fracture of foot and toe, except ankle" is the one fracture that is NOT the ankle.
+    assert "S92" not in codes(engine.search("ankle fracture", limit=10), 10)
+
+
+def test_open_wound_defaults_do_not_count_as_extra_words() -> None:
+    plain = "Laceration of unspecified finger, initial encounter"
+    full = (
+        "Laceration without foreign body of unspecified finger without damage to nail, "
+        "initial encounter"
+    )
+    assert title_length(full, "", "code") == title_length(plain, "", "code")
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [("chicken pox", ["B01*"]), ("wheel chair", ["K0*", "E1*"]), ("head ache", ["R51*", "G44*"])],
+)
+def test_words_typed_apart_are_joined(engine: SearchEngine, query: str, answers: list[str]) -> None:
     hits = engine.search(query, limit=5)
     assert rank_of(hits, answers) is not None, codes(hits)

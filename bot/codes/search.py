@@ -498,8 +498,8 @@ class SearchEngine:
         if joined >= 0:
             # "chicken pox" -> chickenpox: the words typed apart form one vocabulary word (or
             # synonym). Both readings are scored; the joined one comes first after the base.
-            merged = tokens[:joined] + [stem(tokens[joined] + tokens[joined + 1])]
-            merged += tokens[joined + 2 :]
+            word = stem(tokens[joined] + tokens[joined + 1])
+            merged = [*tokens[:joined], word, *tokens[joined + 2 :]]
             moved = head if head < 0 else _moved_head(head, joined, joined + 2, 1)
             base, base_codes = self._variants(state, tokens, head, join=False)
             more, more_codes = self._variants(state, merged, moved, join=False)

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-INDEX_VERSION = "5"
+INDEX_VERSION = "6"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -291,19 +291,28 @@ _HEAD_STOP = frozenset(
 )  # fmt: skip
 
 
-def head_word(system: str, kind: str, title: str) -> str:
+# ICD-10-PCS sections whose titles start with the root operation: Medical and Surgical (0),
+# Obstetrics (1), Placement (2), Administration (3), Measurement and Monitoring (4),
+# Extracorporeal Assistance (5) and New Technology (X). The other sections name the root type
+# at the end of a noun phrase: "Tinnitus Masker Assessment", "Osteopathic Treatment of Head".
+_PCS_OPERATION_FIRST = frozenset("012345X")
+
+
+def head_word(system: str, kind: str, title: str, key: str = "") -> str:
     """The normalised word that says what a code *is* (empty for headers and modifiers).
 
-    ICD-10-PCS titles start with their root operation ("Resection of Gallbladder", "Bypass
-    Coronary Artery ..."), so that is the head. Other titles are noun phrases whose head noun
-    ends the first phrase, before any preposition: "Walker, rigid (pickup)" -> walker;
-    "Brake attachment for wheeled walker" -> attachment; "Presence of artificial hip joint"
-    -> presence.
+    ICD-10-PCS titles of the surgical-style sections start with their root operation
+    ("Resection of Gallbladder", "Bypass Coronary Artery ..."), so that is the head; in the
+    other sections (`key` tells which) the root type ends the first noun phrase like any
+    noun head ("Tinnitus Masker Assessment" -> assessment). Other titles are noun phrases
+    whose head noun ends the first phrase, before any preposition: "Walker, rigid (pickup)"
+    -> walker; "Brake attachment for wheeled walker" -> attachment; "Presence of artificial
+    hip joint" -> presence.
     """
     if kind in GROUP_KINDS or kind == "modifier":
         return ""
     words = raw_words(_PHRASE_END.split(fold(_PARENS.sub(" ", title)), 1)[0])
-    if system == "icd10pcs":
+    if system == "icd10pcs" and (not key or key[:1].upper() in _PCS_OPERATION_FIRST):
         return stem(words[0]) if words else ""
     head = ""
     for word in words:
@@ -409,7 +418,7 @@ def build_search_index(
             flags |= FLAG_MODIFIER
         depth = depth_of(system, kind, key)
         prior = _prior_key(kind, bool(billable), status, tlen + depth, system, order)
-        head = head_word(system, kind, title)
+        head = head_word(system, kind, title, key)
         docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other, ctx, head))
     docs.sort(key=lambda d: d[0])
     number_of = {d[1]: n for n, d in enumerate(docs)}
