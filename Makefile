@@ -28,6 +28,7 @@ test: $(STAMP) $(CODES_DB)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot adapters tests benchmarks
+	$(VENV)/bin/ruff format --check bot adapters tests benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

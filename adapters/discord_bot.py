@@ -80,9 +80,7 @@ class Service(Protocol):
 
 # Client -> adapter, so stateless component callbacks (which only get the interaction)
 # can reach the service. Weak so a closed client is not kept alive.
-_ADAPTERS: weakref.WeakKeyDictionary[discord.Client, DiscordAdapter] = (
-    weakref.WeakKeyDictionary()
-)
+_ADAPTERS: weakref.WeakKeyDictionary[discord.Client, DiscordAdapter] = weakref.WeakKeyDictionary()
 
 
 def _adapter_for(interaction: discord.Interaction[Any]) -> DiscordAdapter | None:
@@ -283,8 +281,9 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------------ identity
 
-    def request_from_interaction(self, interaction: discord.Interaction[Any], text: str,
-                                 request_id: str) -> Request:
+    def request_from_interaction(
+        self, interaction: discord.Interaction[Any], text: str, request_id: str
+    ) -> Request:
         """The neutral Request for an interaction: tenant = guild (DM: dm:<user>)."""
         user = interaction.user
         if interaction.guild_id is not None:
@@ -294,11 +293,19 @@ class DiscordAdapter:
         else:
             tenant = f"dm:{user.id}"
             is_admin = False
-        return self._request(tenant, user, text, str(interaction.channel_id or ""), is_admin,
-                             request_id)
+        return self._request(
+            tenant, user, text, str(interaction.channel_id or ""), is_admin, request_id
+        )
 
-    def _request(self, tenant: str, user: discord.abc.User, text: str, channel_id: str,
-                 is_admin: bool, request_id: str) -> Request:
+    def _request(
+        self,
+        tenant: str,
+        user: discord.abc.User,
+        text: str,
+        channel_id: str,
+        is_admin: bool,
+        request_id: str,
+    ) -> Request:
         ref = UserRef(PLATFORM, tenant, str(user.id), user.display_name)
         configured = f"{PLATFORM}:{tenant}:{user.id}" in self.settings.admins
         return Request(ref, text, channel_id, is_admin or configured, request_id)
@@ -383,8 +390,9 @@ class DiscordAdapter:
         request = self.request_from_interaction(interaction, text, request_id[:200])
         await self._answer_interaction(interaction, request)
 
-    async def _deliver(self, interaction: discord.Interaction[Any], message: DiscordMessage
-                       ) -> bool:
+    async def _deliver(
+        self, interaction: discord.Interaction[Any], message: DiscordMessage
+    ) -> bool:
         """Send the answer; False (after telling the user) when Discord refused it."""
         kwargs = _send_kwargs(message)
         try:
@@ -430,8 +438,9 @@ class DiscordAdapter:
             is_admin = isinstance(member, discord.Member) and member.guild_permissions.manage_guild
         else:
             tenant, is_admin = f"dm:{message.author.id}", False
-        request = self._request(tenant, message.author, text, str(message.channel.id),
-                                is_admin, f"msg:{message.id}")
+        request = self._request(
+            tenant, message.author, text, str(message.channel.id), is_admin, f"msg:{message.id}"
+        )
         reply = await self.service.handle(request)
         # A channel message cannot be ephemeral: the answer is a visible reply.
         rendered = render_reply(reply, ephemeral=False)
@@ -484,8 +493,11 @@ async def _sync_tree(tree: app_commands.CommandTree[Any], guild_id: int | None) 
         # Guild commands update instantly: handy for testing a new version in one server.
         tree.copy_global_to(guild=guild)
     synced = await tree.sync(guild=guild)
-    log.info("discord: synced %d command(s) %s", len(synced),
-             f"to guild {guild_id}" if guild_id else "globally")
+    log.info(
+        "discord: synced %d command(s) %s",
+        len(synced),
+        f"to guild {guild_id}" if guild_id else "globally",
+    )
     return [command.name for command in synced]
 
 
@@ -510,8 +522,9 @@ async def running_bot(
     """Start the bot in the background (tests, embedding); stops and restores on exit."""
     token = _require_token(settings)
     with _discord_endpoints(settings):
-        adapter = DiscordAdapter(settings, service, sync=sync, guild_id=guild_id,
-                                 defer_after=defer_after)
+        adapter = DiscordAdapter(
+            settings, service, sync=sync, guild_id=guild_id, defer_after=defer_after
+        )
         task = asyncio.create_task(adapter.client.start(token))
         try:
             yield adapter

@@ -238,7 +238,11 @@ class _EmbedBuilder:
         return True
 
     def add_lines_field(
-        self, name: str, lines: Sequence[str], total: int | None = None, *,
+        self,
+        name: str,
+        lines: Sequence[str],
+        total: int | None = None,
+        *,
         cap: int = FIELD_VALUE_MAX,
     ) -> bool:
         """A field listing `lines`, dropping whole lines (with "… and N more") to fit `cap`."""
@@ -312,8 +316,12 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
         if attribute_room <= 0:
             break
         before = embed.used
-        embed.add_field(label, _safe_title(value), inline=len(value) <= 40,
-                        cap=min(per_attribute, attribute_room))
+        embed.add_field(
+            label,
+            _safe_title(value),
+            inline=len(value) <= 40,
+            cap=min(per_attribute, attribute_room),
+        )
         attribute_room -= embed.used - before
     if card.children:
         total = max(card.children_total, len(card.children))
@@ -335,8 +343,9 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
 
 
 def _not_found_embed(item: NotFound, budget: int) -> dict[str, Any]:
-    embed = _EmbedBuilder(escape_user_text(item.query) or "Not found", budget=budget,
-                          color=COLOR_WARN)
+    embed = _EmbedBuilder(
+        escape_user_text(item.query) or "Not found", budget=budget, color=COLOR_WARN
+    )
     embed.description(escape_user_text(item.message))
     if item.suggestions:
         embed.add_lines_field(
@@ -397,8 +406,7 @@ def _text_embed(reply: Reply) -> dict[str, Any]:
         ReplyKind.INVALID: "Invalid request",
         ReplyKind.ERROR: "Error",
     }.get(reply.kind, "codebot")
-    embed = _EmbedBuilder(neutralise_mentions(title), budget=EMBED_TOTAL_MAX - 200,
-                          color=color)
+    embed = _EmbedBuilder(neutralise_mentions(title), budget=EMBED_TOTAL_MAX - 200, color=color)
     embed.description(neutralise_mentions(reply.text) or title)
     return embed.build()
 
@@ -467,8 +475,14 @@ def render_reply(reply: Reply, *, ephemeral: bool = True) -> DiscordMessage:
 def error_message(text: str) -> DiscordMessage:
     """A short ephemeral notice, e.g. when sending the real answer failed."""
     return DiscordMessage(
-        embeds=[{"type": "rich", "title": "codebot", "description": cut(text, 1000),
-                 "color": COLOR_ERROR}]
+        embeds=[
+            {
+                "type": "rich",
+                "title": "codebot",
+                "description": cut(text, 1000),
+                "color": COLOR_ERROR,
+            }
+        ]
     )
 
 
@@ -502,8 +516,10 @@ def validate_message(payload: dict[str, Any]) -> list[str]:
     if "@everyone" in content or "@here" in content:
         problems.append("content contains a live mass mention")
     mentions = payload.get("allowed_mentions")
-    if not isinstance(mentions, dict) or mentions.get("parse") != [] or any(
-        mentions.get(key) for key in ("users", "roles", "replied_user")
+    if (
+        not isinstance(mentions, dict)
+        or mentions.get("parse") != []
+        or any(mentions.get(key) for key in ("users", "roles", "replied_user"))
     ):
         problems.append(f"allowed_mentions must parse nothing, got {mentions!r}")
     embeds = payload.get("embeds") or []

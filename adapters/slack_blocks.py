@@ -173,9 +173,7 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
     blocks.append(_section("\n".join(summary)))
 
     facts = [(label, value) for label, value in card.attributes if value]
-    facts.extend(
-        (name.capitalize(), value) for name, value in card.effective.items() if value
-    )
+    facts.extend((name.capitalize(), value) for name, value in card.effective.items() if value)
     if facts:
         fields = [
             _mrkdwn_field(f"*{escape(label)}*\n{escape(truncate(value, FIELD_VALUE_CHARS))}")
@@ -402,7 +400,8 @@ def block_kit_problems(payload: Mapping[str, Any]) -> list[str]:
         if _LIVE_MENTION.search(value)
     )
     problems.extend(
-        f"mass mention in {where}" for where, value in _strings(payload, "payload")
+        f"mass mention in {where}"
+        for where, value in _strings(payload, "payload")
         if _MASS_MENTION.search(value)
     )
     return problems
@@ -464,9 +463,7 @@ def _element_problems(where: str, element: Any, action_ids: set[str]) -> list[st
     return problems
 
 
-def _block_problems(
-    where: str, block: Any, block_ids: set[str], action_ids: set[str]
-) -> list[str]:
+def _block_problems(where: str, block: Any, block_ids: set[str], action_ids: set[str]) -> list[str]:
     if not isinstance(block, Mapping):
         return [f"{where} is not an object"]
     problems: list[str] = []

@@ -66,11 +66,18 @@ async def _load(url: str, response_url: str, total: int, concurrency: int) -> di
 
         async def one(number: int) -> None:
             code = CODES[number % len(CODES)]
-            form = urlencode({
-                "team_id": "T0001", "channel_id": "C0001", "user_id": f"U{number % USERS:05d}",
-                "user_name": "bench", "command": "/code", "text": code,
-                "response_url": response_url, "trigger_id": f"bench.{number}",
-            })
+            form = urlencode(
+                {
+                    "team_id": "T0001",
+                    "channel_id": "C0001",
+                    "user_id": f"U{number % USERS:05d}",
+                    "user_name": "bench",
+                    "command": "/code",
+                    "text": code,
+                    "response_url": response_url,
+                    "trigger_id": f"bench.{number}",
+                }
+            )
             stamp = str(int(time.time()))
             headers = {
                 "Content-Type": "application/x-www-form-urlencoded",

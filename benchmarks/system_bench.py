@@ -42,8 +42,18 @@ async def main() -> None:
 asyncio.run(main())
 """
 QUERIES = [
-    "E11.9", "S72.001A I10 A0425", "0DTJ4ZZ", "E11", "0DT", "diabtes", "knee brace",
-    "heart attack", "search hcpcs wheelchair", "pnuemonia", "-LT", "77306",
+    "E11.9",
+    "S72.001A I10 A0425",
+    "0DTJ4ZZ",
+    "E11",
+    "0DT",
+    "diabtes",
+    "knee brace",
+    "heart attack",
+    "search hcpcs wheelchair",
+    "pnuemonia",
+    "-LT",
+    "77306",
 ]
 
 
@@ -56,9 +66,17 @@ def measure_build() -> float:
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "bot.cli", "data", "build", "--output",
-             str(Path(scratch) / "codes.sqlite")],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "data",
+                "build",
+                "--output",
+                str(Path(scratch) / "codes.sqlite"),
+            ],
+            check=True,
+            capture_output=True,
         )
         return time.perf_counter() - started
 
@@ -67,13 +85,18 @@ def measure_cold_start(codes_db: Path) -> dict[str, float]:
     """Wall time of `codebot ask "/code E11.9"` in a new process (DB already built)."""
     times = []
     with tempfile.TemporaryDirectory() as scratch:
-        env = {**os.environ, "CODEBOT_CODES_DB": str(codes_db),
-               "CODEBOT_DATABASE_URL": f"sqlite:///{scratch}/state.sqlite"}
+        env = {
+            **os.environ,
+            "CODEBOT_CODES_DB": str(codes_db),
+            "CODEBOT_DATABASE_URL": f"sqlite:///{scratch}/state.sqlite",
+        }
         for run in range(COLD_START_RUNS):
             started = time.perf_counter()
             subprocess.run(
                 [sys.executable, "-m", "bot.cli", "ask", "--user", f"u{run}", "/code E11.9"],
-                check=True, capture_output=True, env=env,
+                check=True,
+                capture_output=True,
+                env=env,
             )
             times.append(time.perf_counter() - started)
     return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
@@ -83,9 +106,17 @@ def measure_memory(codes_db: Path) -> int:
     """Peak resident MB of a process with the service, search vocabulary and answers loaded."""
     with tempfile.TemporaryDirectory() as scratch:
         out = subprocess.run(
-            [sys.executable, "-c", MEMORY_PROBE, str(codes_db),
-             f"sqlite:///{scratch}/state.sqlite", *QUERIES],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-c",
+                MEMORY_PROBE,
+                str(codes_db),
+                f"sqlite:///{scratch}/state.sqlite",
+                *QUERIES,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
     return int(out.stdout.strip().splitlines()[-1])
 
@@ -94,9 +125,11 @@ async def _throughput(codes_db: Path, scratch: str) -> float:
     from bot.app import open_service
     from bot.model import Request, UserRef
 
-    settings = Settings(codes_db=codes_db, database_url=f"sqlite:///{scratch}/state.sqlite",
-                        quota={"guest_plan": "pro", "plans": {"pro": {"limit": 10_000_000,
-                                                                      "period": "monthly"}}})
+    settings = Settings(
+        codes_db=codes_db,
+        database_url=f"sqlite:///{scratch}/state.sqlite",
+        quota={"guest_plan": "pro", "plans": {"pro": {"limit": 10_000_000, "period": "monthly"}}},
+    )
     async with open_service(settings, warm=True) as service:
         user = UserRef("bench", "team", "user")
         codes = ["E11.9", "I10", "A0425", "0DTJ4ZZ", "S72.001A", "J45.909", "Z00.00", "LT"]
@@ -125,8 +158,12 @@ def run() -> dict[str, Any]:
     per_second = measure_throughput(codes_db)
     rows = [
         ("code DB build", f"{build_s:.1f} s", "≤ 60 s", build_s <= 60),
-        ("`codebot ask` cold start (median)", f"{cold['median_s']:.2f} s", "≤ 1.5 s",
-         cold["median_s"] <= 1.5),
+        (
+            "`codebot ask` cold start (median)",
+            f"{cold['median_s']:.2f} s",
+            "≤ 1.5 s",
+            cold["median_s"] <= 1.5,
+        ),
         ("resident memory, all loaded", f"{rss_mb} MB", "≤ 400 MB", rss_mb <= 400),
         ("charged lookups/s via handle()", f"{per_second:,.0f}", "≥ 2,000", per_second >= 2000),
     ]

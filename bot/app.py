@@ -37,9 +37,7 @@ def open_code_data(settings: Settings) -> tuple[CodeCatalog, SearchEngine]:
 
 
 @asynccontextmanager
-async def open_service(
-    settings: Settings, *, warm: bool = False
-) -> AsyncIterator[LookupService]:
+async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterator[LookupService]:
     """The real service with its state database; closes everything on exit.
 
     `warm` preloads the search vocabulary (servers: the first user should not wait for it).

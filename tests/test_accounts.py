@@ -49,9 +49,7 @@ async def accounts(tmp_path: Path) -> AsyncIterator[SqliteAccounts]:
 _counter = iter(range(10**9))
 
 
-async def say(
-    accounts: SqliteAccounts, user: UserRef, text: str, *, admin: bool = False
-) -> str:
+async def say(accounts: SqliteAccounts, user: UserRef, text: str, *, admin: bool = False) -> str:
     request = Request(user, text, is_admin=admin, request_id=f"req-{next(_counter)}")
     reply = await accounts.handle(request, parse(text))
     assert reply.kind is ReplyKind.INFO
@@ -116,9 +114,8 @@ async def test_non_admins_are_refused_and_logged(
         text = await say(accounts, ALICE, "/code admin grant <@U1> 1000")
     assert text.startswith("Only admins can use `/code admin`")
     assert any(
-        "refused admin command 'grant'" in record.getMessage() and "slack:T1:U1" in (
-            record.getMessage()
-        )
+        "refused admin command 'grant'" in record.getMessage()
+        and "slack:T1:U1" in (record.getMessage())
         for record in caplog.records
     )
     assert (await accounts.ledger.status(ALICE)).own.granted == 0
@@ -315,8 +312,8 @@ def test_any_note_text_is_stored_and_returned_safely(
     async def scenario() -> None:
         accounts = await SqliteAccounts.open(settings_for(tmp_path / "notes.sqlite"))
         try:
-            command = parse(f"/code note E11.9 {raw}") if through_parser else note_command(
-                "E11.9", raw
+            command = (
+                parse(f"/code note E11.9 {raw}") if through_parser else note_command("E11.9", raw)
             )
             reply = await accounts.handle(Request(ALICE, raw), command)
             assert reply.kind in (ReplyKind.INFO, ReplyKind.INVALID)
@@ -393,8 +390,9 @@ async def test_export_and_purge(tmp_path: Path) -> None:
     assert removed > 0
     after = await export_team(settings, "T1")
     assert after["lookups"] == [] and after["notes"] == []
-    assert all(row["user_id"] != "U1" for table in ("charges", "usage", "grants") for row in
-               after[table])
+    assert all(
+        row["user_id"] != "U1" for table in ("charges", "usage", "grants") for row in after[table]
+    )
     # the team pool keeps its count, anonymised
     assert [row["user_id"] for row in after["charges"]] == ["(deleted)"]
     assert [row["used"] for row in after["usage"] if row["user_id"] == ""] == [1]

@@ -63,8 +63,10 @@ def check_everything_sent(fake: FakeDiscord) -> None:
                 continue
             if call.json.get("type") in (5, 6):
                 continue  # deferrals carry no message
-        if call.path.endswith("/callback") or "/webhooks/" in call.path or (
-            call.path.startswith("/channels/") and call.path.endswith("/messages")
+        if (
+            call.path.endswith("/callback")
+            or "/webhooks/" in call.path
+            or (call.path.startswith("/channels/") and call.path.endswith("/messages"))
         ):
             assert validate_message(call.message()) == [], (call.path, call.json)
 
@@ -201,7 +203,7 @@ async def test_autocomplete_choices(bot: Harness) -> None:
         choices = call.json["data"]["choices"]
         assert validate_choices(choices) == []
         assert 1 <= len(choices) <= 25, typed
-    e11 = (await bot.interact(bot.fake.autocomplete_payload("E11.9")))
+    e11 = await bot.interact(bot.fake.autocomplete_payload("E11.9"))
     first = e11.json["data"]["choices"][0]
     assert first["value"] == "E11.9"
     assert first["name"].startswith("E11.9 — Type 2 diabetes mellitus")
@@ -364,9 +366,10 @@ class SlowService:
 
 async def test_slow_answer_is_deferred_then_followed_up(fake: FakeDiscord, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, fake)
-    async with open_service(settings) as service, start_bot(
-        fake, settings, service=SlowService(service, 0.2), defer_after=0.05
-    ) as bot:
+    async with (
+        open_service(settings) as service,
+        start_bot(fake, settings, service=SlowService(service, 0.2), defer_after=0.05) as bot,
+    ):
         payload = fake.slash_payload("E11.9")
         deferred = await bot.interact(payload)
         assert deferred.json["type"] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
@@ -385,8 +388,10 @@ async def test_rest_error_tells_the_user(bot: Harness) -> None:
     payload = bot.fake.slash_payload("E11.9")
     await bot.fake.dispatch("INTERACTION_CREATE", payload)
     notice = await bot.fake.wait_for_call(
-        lambda c: c.path.startswith(f"/interactions/{payload['id']}/")
-        and "couldn't deliver" in embed_text(c.message())
+        lambda c: (
+            c.path.startswith(f"/interactions/{payload['id']}/")
+            and "couldn't deliver" in embed_text(c.message())
+        )
     )
     assert notice.message()["flags"] & EPHEMERAL
     # Still serving.
@@ -469,8 +474,10 @@ async def test_undelivered_answer_is_refunded(fake: FakeDiscord, tmp_path: Path)
         payload = fake.slash_payload("E11.9")
         await fake.dispatch("INTERACTION_CREATE", payload)
         await fake.wait_for_call(
-            lambda c: c.path.startswith(f"/interactions/{payload['id']}/")
-            and "couldn't deliver" in embed_text(c.message())
+            lambda c: (
+                c.path.startswith(f"/interactions/{payload['id']}/")
+                and "couldn't deliver" in embed_text(c.message())
+            )
         )
         answered = (await bot.slash("I10")).message()  # the one lookup is still there
         assert answered["embeds"][0]["title"].startswith("I10")

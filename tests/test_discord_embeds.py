@@ -139,8 +139,9 @@ def test_public_reply_is_not_ephemeral() -> None:
     assert "flags" not in payload
 
 
-@pytest.mark.parametrize("kind", [ReplyKind.INFO, ReplyKind.EXHAUSTED, ReplyKind.INVALID,
-                                  ReplyKind.ERROR])
+@pytest.mark.parametrize(
+    "kind", [ReplyKind.INFO, ReplyKind.EXHAUSTED, ReplyKind.INVALID, ReplyKind.ERROR]
+)
 def test_text_replies(kind: ReplyKind) -> None:
     payload = render_reply(Reply(kind, text="x" * 9000 + " @everyone", notice="n")).to_payload()
     assert validate_message(payload) == []
@@ -148,8 +149,11 @@ def test_text_replies(kind: ReplyKind) -> None:
 
 def test_not_found_and_cpt() -> None:
     items = (
-        NotFound("E11.99", "E11.99 is not a valid code.",
-                 (CodeRef(CodeSystem.ICD10CM, "E11.9", "Type 2"),)),
+        NotFound(
+            "E11.99",
+            "E11.99 is not a valid code.",
+            (CodeRef(CodeSystem.ICD10CM, "E11.9", "Type 2"),),
+        ),
         CptInfo("99213", "Evaluation and Management", "99202–99499"),
     )
     payload = render_reply(Reply(ReplyKind.CARDS, items=items)).to_payload()
@@ -168,13 +172,37 @@ def test_validate_message_finds_problems() -> None:
     bad = {
         "content": "@everyone",
         "allowed_mentions": {"parse": ["everyone"]},
-        "embeds": [{"title": "t" * 300, "description": "d" * 5000,
-                    "fields": [{"name": "n", "value": "v" * 2000}] * 30}] * 11,
-        "components": [{"type": 1, "components": [
-            {"type": 2, "label": "l" * 90, "custom_id": "c" * (CUSTOM_ID_MAX + 1)}] * 6}] * 6,
+        "embeds": [
+            {
+                "title": "t" * 300,
+                "description": "d" * 5000,
+                "fields": [{"name": "n", "value": "v" * 2000}] * 30,
+            }
+        ]
+        * 11,
+        "components": [
+            {
+                "type": 1,
+                "components": [
+                    {"type": 2, "label": "l" * 90, "custom_id": "c" * (CUSTOM_ID_MAX + 1)}
+                ]
+                * 6,
+            }
+        ]
+        * 6,
     }
     problems = " | ".join(validate_message(bad))
-    for expected in ("mass mention", "allowed_mentions", "11 embeds", "title", "description",
-                     "30 fields", "field 0 value", "total", "action rows", "custom_id",
-                     "button label"):
+    for expected in (
+        "mass mention",
+        "allowed_mentions",
+        "11 embeds",
+        "title",
+        "description",
+        "30 fields",
+        "field 0 value",
+        "total",
+        "action rows",
+        "custom_id",
+        "button label",
+    ):
         assert expected in problems

@@ -48,8 +48,13 @@ async def test_codebot_serve_discord_process(tmp_path: Path) -> None:
         log_path = tmp_path / "serve.log"
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
-                *_codebot(), "serve", "discord",
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log,
+                *_codebot(),
+                "serve",
+                "discord",
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=log,
             )
             try:
                 await fake.wait_identified(timeout=60)

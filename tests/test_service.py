@@ -47,8 +47,9 @@ async def service(settings_for: Callable[..., Settings]) -> AsyncIterator[Lookup
         yield opened
 
 
-def request(text: str, *, user: str = "u1", team: str = "t1", rid: str = "", admin: bool = False
-            ) -> Request:
+def request(
+    text: str, *, user: str = "u1", team: str = "t1", rid: str = "", admin: bool = False
+) -> Request:
     return Request(UserRef("console", team, user, user), text, "c1", admin, rid)
 
 
@@ -138,8 +139,18 @@ async def test_team_note_shows_on_card_for_that_team_only(service: LookupService
 
 
 async def test_bad_input_never_raises(service: LookupService) -> None:
-    for text in ["", "x" * 10_000, "\x00\x01", "🩺💉", "'; DROP TABLE codes;--", "<!channel>",
-                 "@everyone E11.9", "search", "admin grant", "note"]:
+    for text in [
+        "",
+        "x" * 10_000,
+        "\x00\x01",
+        "🩺💉",
+        "'; DROP TABLE codes;--",
+        "<!channel>",
+        "@everyone E11.9",
+        "search",
+        "admin grant",
+        "note",
+    ]:
         reply = await service.handle(request(text))
         assert reply.kind is not ReplyKind.ERROR
         assert len(render_text(reply)) < 6000

@@ -131,8 +131,9 @@ async def test_slash_lookup_answers_in_the_ack(slack: SlackHarness) -> None:
     share = [b for b in buttons_of(payload) if b["action_id"].startswith("codebot_share")]
     assert [b["value"] for b in share] == ["share E11.9"]
     # the quota notice is a context block
-    assert any(b["type"] == "context" and "unlimited" in all_text(b).lower()
-               for b in payload["blocks"])
+    assert any(
+        b["type"] == "context" and "unlimited" in all_text(b).lower() for b in payload["blocks"]
+    )
     request = slack.service.requests[0]
     assert request.user.platform == "slack"
     assert request.user.tenant_id == "T0001"

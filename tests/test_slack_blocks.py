@@ -49,7 +49,7 @@ def kinds(message: dict[str, Any]) -> list[str]:
 def test_escape_neutralises_slack_control_syntax() -> None:
     assert escape("a < b & c > d") == "a &lt; b &amp; c &gt; d"
     assert "<!channel>" not in escape("<!channel>")
-    assert escape("@channel @HERE @everyone") .count("@\u200b") == 3
+    assert escape("@channel @HERE @everyone").count("@\u200b") == 3
     assert escape("mail me@example.com") == "mail me@example.com"
 
 
@@ -101,9 +101,16 @@ def test_long_children_and_notes_are_cut() -> None:
         f"note_type_{n}": tuple("a very long inclusion term " * 20 for _ in range(40))
         for n in range(30)
     }
-    big = card("0DT", kind="table", billable=False, children=children, children_total=1200,
-               notes=notes, attributes=tuple((f"Axis {i}", "x" * 3000) for i in range(30)),
-               team_note="n" * 5000)
+    big = card(
+        "0DT",
+        kind="table",
+        billable=False,
+        children=children,
+        children_total=1200,
+        notes=notes,
+        attributes=tuple((f"Axis {i}", "x" * 3000) for i in range(30)),
+        team_note="n" * 5000,
+    )
     message = reply_to_message(Reply(ReplyKind.CARDS, items=(big,)))
     validate_blocks(message)
     text = json.dumps(message, ensure_ascii=False)
@@ -114,8 +121,14 @@ def test_long_children_and_notes_are_cut() -> None:
 def test_ten_full_cards_fit_fifty_blocks() -> None:
     refs = tuple(CodeRef(CodeSystem.ICD10CM, f"S72.{i}", "Fracture", False) for i in range(9))
     items = tuple(
-        card(f"S72.{i}", children=refs, parents=refs[:3], notes={"excludes2": ("x",)},
-             effective={"release": "FY2026"}, team_note="t")
+        card(
+            f"S72.{i}",
+            children=refs,
+            parents=refs[:3],
+            notes={"excludes2": ("x",)},
+            effective={"release": "FY2026"},
+            team_note="t",
+        )
         for i in range(10)
     )
     actions = tuple(Action("share", f"share S72.{i}", f"Share S72.{i}") for i in range(10))
@@ -132,8 +145,14 @@ def test_search_reply_numbered_with_show_buttons() -> None:
         for i in range(10)
     )
     actions = tuple(Action("show", hit.code, hit.code) for hit in hits)
-    reply = Reply(ReplyKind.SEARCH, items=hits, text="knee brace", actions=actions,
-                  notice="1 left", title="Codes matching “knee brace”")
+    reply = Reply(
+        ReplyKind.SEARCH,
+        items=hits,
+        text="knee brace",
+        actions=actions,
+        notice="1 left",
+        title="Codes matching “knee brace”",
+    )
     message = reply_to_message(reply)
     validate_blocks(message)
     sections = [b for b in message["blocks"] if b.get("accessory")]
@@ -158,8 +177,11 @@ def test_not_found_and_cpt_items() -> None:
     reply = Reply(
         ReplyKind.CARDS,
         items=(
-            NotFound("E11.99", "E11.99 is not a valid code.",
-                     (CodeRef(CodeSystem.ICD10CM, "E11.9", "Type 2 diabetes", True),)),
+            NotFound(
+                "E11.99",
+                "E11.99 is not a valid code.",
+                (CodeRef(CodeSystem.ICD10CM, "E11.9", "Type 2 diabetes", True),),
+            ),
             CptInfo("99213", "Evaluation and Management", "99202–99499"),
         ),
     )
@@ -191,28 +213,118 @@ def test_user_text_never_becomes_a_mention() -> None:
     [
         ({"blocks": []}, "fallback text"),
         ({"text": "t", "blocks": [{"type": "divider"}] * 51}, "51 blocks"),
-        ({"text": "t", "blocks": [{"type": "header",
-                                   "text": {"type": "plain_text", "text": "h" * 151}}]}, "max 150"),
-        ({"text": "t", "blocks": [{"type": "section",
-                                   "text": {"type": "mrkdwn", "text": "s" * 3001}}]}, "max 3000"),
-        ({"text": "t", "blocks": [{"type": "section", "fields": [
-            {"type": "mrkdwn", "text": "f"}] * 11}]}, "fields"),
-        ({"text": "t", "blocks": [{"type": "section", "fields": [
-            {"type": "mrkdwn", "text": "f" * 2001}]}]}, "max 2000"),
-        ({"text": "t", "blocks": [{"type": "context", "elements": [
-            {"type": "mrkdwn", "text": "c"}] * 11}]}, "1..10"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "b" * 76},
-             "action_id": "a", "value": "v"}]}]}, "max 75"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "b"},
-             "action_id": "a" * 256, "value": "v"}]}]}, "action_id"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "b"},
-             "action_id": "a", "value": "v" * 2001}]}]}, "value"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "b"},
-             "action_id": "a", "value": "v"}] * 2}]}, "not unique"),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+            },
+            "max 150",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}}],
+            },
+            "max 3000",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}],
+            },
+            "fields",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}],
+            },
+            "max 2000",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+            },
+            "1..10",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [
+                    {
+                        "type": "actions",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "b" * 76},
+                                "action_id": "a",
+                                "value": "v",
+                            }
+                        ],
+                    }
+                ],
+            },
+            "max 75",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [
+                    {
+                        "type": "actions",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "b"},
+                                "action_id": "a" * 256,
+                                "value": "v",
+                            }
+                        ],
+                    }
+                ],
+            },
+            "action_id",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [
+                    {
+                        "type": "actions",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "b"},
+                                "action_id": "a",
+                                "value": "v" * 2001,
+                            }
+                        ],
+                    }
+                ],
+            },
+            "value",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [
+                    {
+                        "type": "actions",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "b"},
+                                "action_id": "a",
+                                "value": "v",
+                            }
+                        ]
+                        * 2,
+                    }
+                ],
+            },
+            "not unique",
+        ),
         ({"text": "hi <!channel>"}, "live mention"),
         ({"text": "hi @here"}, "mass mention"),
     ],
@@ -227,8 +339,11 @@ def test_validator_catches_each_limit(payload: dict[str, Any], problem: str) -> 
 def test_real_large_cards_fit(catalog: CodeCatalog, code: str) -> None:
     cards = catalog.lookup(code)
     assert cards, code
-    reply = Reply(ReplyKind.CARDS, items=tuple(cards),
-                  actions=(Action("share", f"share {code}", f"Share {code}"),))
+    reply = Reply(
+        ReplyKind.CARDS,
+        items=tuple(cards),
+        actions=(Action("share", f"share {code}", f"Share {code}"),),
+    )
     message = reply_to_message(reply)
     validate_blocks(message)
     total = max(c.children_total for c in cards)

@@ -59,10 +59,19 @@ async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Pat
         }
         env.pop("SLACK_APP_TOKEN", None)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve", "slack", "--port", "0",
-            "--host", "127.0.0.1",
-            cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "slack",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             port = await _read_port(process)
@@ -95,8 +104,17 @@ async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Pat
 def test_manifest_declares_what_the_adapter_uses() -> None:
     manifest = (ROOT / "slack-app-manifest.yml").read_text(encoding="utf-8")
     for needed in (
-        "command: /code", "commands", "chat:write", "app_mentions:read", "im:history",
-        "im:read", "im:write", "users:read", "app_mention", "message.im",
-        "is_enabled: true", "/slack/events",
+        "command: /code",
+        "commands",
+        "chat:write",
+        "app_mentions:read",
+        "im:history",
+        "im:read",
+        "im:write",
+        "users:read",
+        "app_mention",
+        "message.im",
+        "is_enabled: true",
+        "/slack/events",
     ):
         assert needed in manifest, needed

@@ -105,7 +105,9 @@ async def test_slash_command_is_acked_with_the_card(socket: SocketModeHarness) -
     (request,) = socket.service.requests
     assert request.request_id == "slack:cmd:1.2.socket-trigger"
     assert (request.user.platform, request.user.tenant_id, request.user.user_id) == (
-        "slack", "T0001", "U0001"
+        "slack",
+        "T0001",
+        "U0001",
     )
 
 
@@ -166,9 +168,7 @@ async def test_direct_message_envelope_answers_in_the_dm(socket: SocketModeHarne
 async def test_redelivered_event_is_neither_charged_nor_posted_twice(
     fake: FakeSlack, tmp_path: Path, codes_db_path: Path
 ) -> None:
-    settings = slack_settings(
-        fake, tmp_path, codes_db_path, quota=LIMITED_QUOTA, socket_mode=True
-    )
+    settings = slack_settings(fake, tmp_path, codes_db_path, quota=LIMITED_QUOTA, socket_mode=True)
     async with running_socket_mode(fake, settings) as socket:
         event = socket.sender.mention("E11.9", ts="1700000200.000100")
         first = await socket.sender.event(event, event_id="Ev0REDELIVER")
@@ -191,12 +191,11 @@ async def test_event_retry_on_another_connection_is_charged_once(
     fake: FakeSlack, tmp_path: Path, codes_db_path: Path
 ) -> None:
     """Two app processes (two connections, one state DB); Slack retries on the other one."""
-    settings = slack_settings(
-        fake, tmp_path, codes_db_path, quota=LIMITED_QUOTA, socket_mode=True
-    )
-    async with running_socket_mode(fake, settings) as one, running_socket_mode(
-        fake, settings
-    ) as two:
+    settings = slack_settings(fake, tmp_path, codes_db_path, quota=LIMITED_QUOTA, socket_mode=True)
+    async with (
+        running_socket_mode(fake, settings) as one,
+        running_socket_mode(fake, settings) as two,
+    ):
         assert one.connection.number != two.connection.number
         event = one.sender.mention("E11.9", ts="1700000300.000100")
         await one.sender.event(event, event_id="Ev0OTHER", connection=one.connection)
@@ -226,9 +225,10 @@ async def test_event_retry_on_another_connection_is_posted_once(
     settings = slack_settings(
         fake, tmp_path, codes_db_path, quota=UNLIMITED_QUOTA, socket_mode=True
     )
-    async with running_socket_mode(fake, settings) as one, running_socket_mode(
-        fake, settings
-    ) as two:
+    async with (
+        running_socket_mode(fake, settings) as one,
+        running_socket_mode(fake, settings) as two,
+    ):
         event = one.sender.mention("E11.9", ts="1700000400.000100")
         await one.sender.event(event, event_id="Ev0TWICE", connection=one.connection)
         await fake.wait_for("chat.postMessage")
@@ -315,10 +315,19 @@ async def test_sigterm_stops_the_socket_mode_server(tmp_path: Path, codes_db_pat
         }
         env.pop("SLACK_SIGNING_SECRET", None)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve", "slack", "--port", "0",
-            "--host", "127.0.0.1",
-            cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "slack",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             connection = await fake.wait_connection(1, timeout=30)
@@ -341,4 +350,3 @@ async def test_sigterm_stops_the_socket_mode_server(tmp_path: Path, codes_db_pat
         assert fake.token not in logs and fake.app_token not in logs
         assert "Traceback" not in logs
         assert fake.violations == []
-

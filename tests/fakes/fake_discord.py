@@ -176,8 +176,12 @@ class FakeDiscord:
         """
         body: dict[str, Any] = {"message": "fake failure", "code": code}
         if status == 429:
-            body = {"message": "You are being rate limited.", "retry_after": 0.05,
-                    "global": False, "code": code}
+            body = {
+                "message": "You are being rate limited.",
+                "retry_after": 0.05,
+                "global": False,
+                "code": code,
+            }
         self._failures.append(_Failure(re.compile(path_regex), status, body, times))
 
     async def wait_for_call(
@@ -276,9 +280,16 @@ class FakeDiscord:
                 guild_id=guild_id,
                 guild_locale="en-US",
                 channel_id=channel,
-                channel={"id": channel, "type": 0, "guild_id": guild_id, "name": "coding",
-                         "position": 0, "permission_overwrites": [], "nsfw": False,
-                         "parent_id": None},
+                channel={
+                    "id": channel,
+                    "type": 0,
+                    "guild_id": guild_id,
+                    "name": "coding",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                },
                 member=self.member_payload(user, permissions),
                 context=0,
                 authorizing_integration_owners={"0": guild_id},
@@ -287,8 +298,13 @@ class FakeDiscord:
             channel = channel_id or str(int(user_id) + 5)
             payload.update(
                 channel_id=channel,
-                channel={"id": channel, "type": 1, "recipients": [user], "last_message_id": None,
-                         "flags": 0},
+                channel={
+                    "id": channel,
+                    "type": 1,
+                    "recipients": [user],
+                    "last_message_id": None,
+                    "flags": 0,
+                },
                 user=user,
                 context=1,
                 authorizing_integration_owners={"0": self.bot_id},
@@ -462,8 +478,9 @@ class FakeDiscord:
             response: web.Response = _json(failure.body, status=failure.status)
             if failure.status == 429:
                 # discord.py treats a 429 without `Via` as a Cloudflare ban, not a rate limit.
-                response.headers.update({"Via": "1.1 google", "Retry-After": "1",
-                                         "X-RateLimit-Scope": "user"})
+                response.headers.update(
+                    {"Via": "1.1 google", "Retry-After": "1", "X-RateLimit-Scope": "user"}
+                )
         elif needs_auth and not authorised.startswith("Bot "):
             response = _json({"message": "401: Unauthorized", "code": 0}, status=401)
         else:
@@ -598,8 +615,9 @@ class FakeDiscord:
         async with self._changed:
             self.gateways.append(gateway)
             self._changed.notify_all()
-        await self._send(gateway, {"op": 10, "d": {"heartbeat_interval": 41250}, "s": None,
-                                   "t": None})
+        await self._send(
+            gateway, {"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}
+        )
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -626,9 +644,7 @@ class FakeDiscord:
             await self._send_ready(gateway)
         elif op == 6:
             assert isinstance(data, dict)
-            await self._send(
-                gateway, {"op": 0, "t": "RESUMED", "s": next(self._sequence), "d": {}}
-            )
+            await self._send(gateway, {"op": 0, "t": "RESUMED", "s": next(self._sequence), "d": {}})
             async with self._changed:
                 gateway.identified.set()
                 self._changed.notify_all()
@@ -655,8 +671,12 @@ class FakeDiscord:
         for guild_id in guilds:
             await self._send(
                 gateway,
-                {"op": 0, "t": "GUILD_CREATE", "s": next(self._sequence),
-                 "d": self._guild(guild_id)},
+                {
+                    "op": 0,
+                    "t": "GUILD_CREATE",
+                    "s": next(self._sequence),
+                    "d": self._guild(guild_id),
+                },
             )
         async with self._changed:
             gateway.identified.set()

@@ -229,8 +229,9 @@ class FakeSlack:
         """Wait until every connection ever opened is closed; return them all."""
         async with self._changed:
             await asyncio.wait_for(
-                self._changed.wait_for(lambda: bool(self.connections)
-                                       and not self.open_connections()),
+                self._changed.wait_for(
+                    lambda: bool(self.connections) and not self.open_connections()
+                ),
                 timeout,
             )
         return list(self.connections)
@@ -273,8 +274,7 @@ class FakeSlack:
         """Send Slack's `{"type": "disconnect"}` (the client should reconnect elsewhere)."""
         target = connection or self.open_connections()[-1]
         await target.ws.send_json(
-            {"type": "disconnect", "reason": reason,
-             "debug_info": {"host": "fake-slack"}}
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}
         )
 
     def acks_of(self, envelope_id: str) -> list[SocketAck]:
@@ -297,13 +297,18 @@ class FakeSlack:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         connection = SocketConnection(len(self.connections) + 1, ws)
-        await ws.send_json({
-            "type": "hello",
-            "num_connections": len(self.open_connections()) + 1,
-            "debug_info": {"host": "fake-slack", "build_number": 1,
-                           "approximate_connection_time": 18060},
-            "connection_info": {"app_id": "A0001"},
-        })
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self.open_connections()) + 1,
+                "debug_info": {
+                    "host": "fake-slack",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": "A0001"},
+            }
+        )
         async with self._changed:
             self.connections.append(connection)
             self._changed.notify_all()
@@ -402,13 +407,22 @@ class FakeSlack:
             admin = user_id in self.admins
             return {
                 "ok": True,
-                "user": {"id": user_id, "team_id": self.team_id, "is_admin": admin,
-                         "is_owner": False, "name": user_id.lower()},
+                "user": {
+                    "id": user_id,
+                    "team_id": self.team_id,
+                    "is_admin": admin,
+                    "is_owner": False,
+                    "name": user_id.lower(),
+                },
             }
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         if method == "chat.postMessage":
-            return {"ok": True, "channel": args.get("channel"), "ts": ts,
-                    "message": {"text": args.get("text"), "ts": ts}}
+            return {
+                "ok": True,
+                "channel": args.get("channel"),
+                "ts": ts,
+                "message": {"text": args.get("text"), "ts": ts},
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
         return {"ok": True}
@@ -519,26 +533,39 @@ class _SlackSide:
             "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
             "api_app_id": "A0001",
             "token": "verification-token-unused",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                          "is_ephemeral": True},
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel,
+                "is_ephemeral": True,
+            },
             "trigger_id": self._next("9999.trigger"),
             "team": {"id": self.team_id, "domain": "fake"},
             "enterprise": None,
             "is_enterprise_install": False,
             "channel": {"id": channel, "name": "general"},
             "response_url": self.fake.response_url(),
-            "actions": [{
-                "action_id": action_id,
-                "block_id": "b1",
-                "text": {"type": "plain_text", "text": "Button"},
-                "value": value,
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-            }],
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "b1",
+                    "text": {"type": "plain_text", "text": "Button"},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
 
-    def mention(self, text: str, *, user: str = "U0001", channel: str = "C0001",
-                ts: str | None = None, thread_ts: str | None = None) -> dict[str, Any]:
+    def mention(
+        self,
+        text: str,
+        *,
+        user: str = "U0001",
+        channel: str = "C0001",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+    ) -> dict[str, Any]:
         """An app_mention event addressed to the fake's bot user."""
         event: dict[str, Any] = {
             "type": "app_mention",
@@ -552,8 +579,9 @@ class _SlackSide:
             event["thread_ts"] = thread_ts
         return event
 
-    def direct_message(self, text: str, *, user: str = "U0001", channel: str = "D0001",
-                       **extra: Any) -> dict[str, Any]:
+    def direct_message(
+        self, text: str, *, user: str = "U0001", channel: str = "D0001", **extra: Any
+    ) -> dict[str, Any]:
         """A message.im event."""
         return {
             "type": "message",
@@ -622,8 +650,12 @@ class SlackSender(_SlackSide):
     ) -> tuple[SentResponse, str]:
         """A slash command form post; returns the ack and the response_url it carried."""
         form = self.command_payload(
-            text, user=user, channel=channel, command=command,
-            enterprise_id=enterprise_id, trigger_id=trigger_id,
+            text,
+            user=user,
+            channel=channel,
+            command=command,
+            enterprise_id=enterprise_id,
+            trigger_id=trigger_id,
         )
         sent = await self.post(urlencode(form), "application/x-www-form-urlencoded", **post)
         return sent, form["response_url"]
@@ -642,9 +674,7 @@ class SlackSender(_SlackSide):
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
-        return await self.post(
-            json.dumps(envelope), "application/json", headers=headers, **post
-        )
+        return await self.post(json.dumps(envelope), "application/json", headers=headers, **post)
 
     async def click(
         self,

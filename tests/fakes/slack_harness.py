@@ -118,9 +118,7 @@ async def running_slack(
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 sender = SlackSender(url, SIGNING_SECRET, fake, session=session)
-                yield SlackHarness(
-                    fake, sender, service, web_app[ADAPTER_KEY], url, settings
-                )
+                yield SlackHarness(fake, sender, service, web_app[ADAPTER_KEY], url, settings)
         finally:
             await runner.cleanup()
 
