@@ -186,6 +186,15 @@ def _send_kwargs(message: DiscordMessage) -> dict[str, Any]:
     return kwargs
 
 
+async def _respond(interaction: discord.Interaction[Any], message: DiscordMessage) -> None:
+    """Answer an interaction: its first response, or a follow-up once it was deferred."""
+    kwargs = _send_kwargs(message)
+    if interaction.response.is_done():
+        await interaction.followup.send(ephemeral=message.ephemeral, **kwargs)
+    else:
+        await interaction.response.send_message(ephemeral=message.ephemeral, **kwargs)
+
+
 def _strip_bot_mention(content: str, bot_id: int) -> str:
     return re.sub(rf"<@!?{bot_id}>", " ", content).strip()
 
@@ -394,12 +403,8 @@ class DiscordAdapter:
         self, interaction: discord.Interaction[Any], message: DiscordMessage
     ) -> bool:
         """Send the answer; False (after telling the user) when Discord refused it."""
-        kwargs = _send_kwargs(message)
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(ephemeral=message.ephemeral, **kwargs)
-            else:
-                await interaction.response.send_message(ephemeral=message.ephemeral, **kwargs)
+            await _respond(interaction, message)
         except discord.HTTPException as error:
             log.error("discord: sending the answer failed (%s %s)", error.status, error.code)
             await self._send_failure_notice(interaction)
@@ -408,12 +413,8 @@ class DiscordAdapter:
 
     async def _send_failure_notice(self, interaction: discord.Interaction[Any]) -> None:
         """Tell the user the answer could not be delivered; never raises."""
-        kwargs = _send_kwargs(error_message(SEND_FAILED_TEXT))
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(ephemeral=True, **kwargs)
-            else:
-                await interaction.response.send_message(ephemeral=True, **kwargs)
+            await _respond(interaction, error_message(SEND_FAILED_TEXT))
         except discord.HTTPException:
             log.exception("discord: could not tell the user about a failed answer")
 
@@ -444,7 +445,6 @@ class DiscordAdapter:
         reply = await self.service.handle(request)
         # A channel message cannot be ephemeral: the answer is a visible reply.
         rendered = render_reply(reply, ephemeral=False)
-        rendered.ephemeral = False
         try:
             await message.reply(mention_author=False, **_send_kwargs(rendered))
         except discord.HTTPException as error:

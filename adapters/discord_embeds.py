@@ -29,7 +29,13 @@ from bot.model import (
     ReplyKind,
     SearchHit,
 )
-from bot.render import NOTE_LABELS, billing_status, render_cpt_info
+from bot.render import (
+    billing_status,
+    children_count,
+    distinct_short_title,
+    note_label,
+    render_cpt_info,
+)
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message).
 CONTENT_MAX = 2000
@@ -296,8 +302,9 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
     status = billing_status(card)
     # Cut the title, not the finished text, so the bold markers and status line survive.
     description = f"**{cut(_safe_title(card.title), room - len(status) - 6)}**\n{status}"
-    if card.short_title and card.short_title.lower() != card.title.lower():
-        description += f"\nShort: {_safe_title(card.short_title)}"
+    short_title = distinct_short_title(card)
+    if short_title:
+        description += f"\nShort: {_safe_title(short_title)}"
     embed.description(cut(description, room))
     if card.team_note:
         author = f" — {escape_user_text(card.team_note_author)}" if card.team_note_author else ""
@@ -324,7 +331,7 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
         )
         attribute_room -= embed.used - before
     if card.children:
-        total = max(card.children_total, len(card.children))
+        total = children_count(card)
         lines = [
             f"`{c.code}` {_safe_title(c.title)}{'' if c.billable else ' (header)'}"
             for c in card.children[:MAX_CHILDREN_LINES]
@@ -332,7 +339,7 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
         embed.add_lines_field(f"Children ({total})", lines, total, cap=budget * 25 // 100)
     notes = [(key, values) for key, values in card.notes.items() if values]
     for index, (key, values) in enumerate(notes):
-        label = NOTE_LABELS.get(key, key.replace("_", " ").capitalize())
+        label = note_label(key)
         # Share what is left between the remaining notes (keeping room for the dates).
         share = (embed.remaining - 80) // (len(notes) - index)
         embed.add_lines_field(label, [f"• {_safe_title(v)}" for v in values], cap=share)

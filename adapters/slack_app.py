@@ -43,7 +43,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
 from bot.commands import CommandKind, parse
 from bot.config import Settings
-from bot.model import Reply, ReplyKind, Request, UserRef
+from bot.model import Reply, Request, UserRef
+from bot.service import error_reply
 
 log = logging.getLogger("codebot.slack")
 
@@ -70,7 +71,6 @@ _CANNOT_POST_TEXT = (
     "I couldn't post my answer in this conversation ({error}). Invite me to the channel "
     "(`/invite @codebot`) or use `/code` here, which answers privately."
 )
-_UNEXPECTED_TEXT = "Sorry, something went wrong on our side (ref {ref}). Please try again."
 
 
 class ReplyService(Protocol):
@@ -350,7 +350,7 @@ class SlackAdapter:
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("service failed (ref %s)", ref)
-            return Reply(ReplyKind.ERROR, text=_UNEXPECTED_TEXT.format(ref=ref), title="Error")
+            return error_reply(ref)
 
     # ------------------------------------------------------------ slash command
 
@@ -460,15 +460,8 @@ class SlackAdapter:
         context: Mapping[str, Any],
     ) -> None:
         await ack()  # Events API: ack first, answer after (Slack retries slow acks)
-        if _is_noise(event, context.get("bot_user_id")):
-            return
-        text = _strip_bot_mention(str(event.get("text", "")), context.get("bot_user_id"))
-        origin = _Origin(
-            channel=str(event.get("channel", "")),
-            user=str(event.get("user", "")),
-            thread_ts=str(event.get("thread_ts") or event.get("ts") or ""),
-        )
-        await self._event_turn(body, event, text, origin)
+        # answered in the mention's thread, or in a new thread under the mention
+        self._event_turn(body, event, context, str(event.get("thread_ts") or event.get("ts") or ""))
 
     async def _on_message(
         self,
@@ -479,19 +472,27 @@ class SlackAdapter:
     ) -> None:
         await ack()
         # Only direct messages: channel messages reach us as app_mention when addressed.
-        if event.get("channel_type") != "im" or _is_noise(event, context.get("bot_user_id")):
+        if event.get("channel_type") == "im":
+            # stay in a thread if asked there
+            self._event_turn(body, event, context, str(event.get("thread_ts") or ""))
+
+    def _event_turn(
+        self,
+        body: Mapping[str, Any],
+        event: Mapping[str, Any],
+        context: Mapping[str, Any],
+        thread_ts: str,
+    ) -> None:
+        """Answer a mention or DM in the background, once per event id."""
+        bot_user_id = context.get("bot_user_id")
+        if _is_noise(event, bot_user_id):
             return
-        text = _strip_bot_mention(str(event.get("text", "")), context.get("bot_user_id"))
+        text = _strip_bot_mention(str(event.get("text", "")), bot_user_id)
         origin = _Origin(
             channel=str(event.get("channel", "")),
             user=str(event.get("user", "")),
-            thread_ts=str(event.get("thread_ts") or ""),  # stay in a thread if asked there
+            thread_ts=thread_ts,
         )
-        await self._event_turn(body, event, text, origin)
-
-    async def _event_turn(
-        self, body: Mapping[str, Any], event: Mapping[str, Any], text: str, origin: _Origin
-    ) -> None:
         event_id = str(body.get("event_id") or "")
         if not event_id:
             event_id = f"{event.get('channel')}:{event.get('ts')}"

@@ -24,7 +24,14 @@ from bot.model import (
     ReplyKind,
     SearchHit,
 )
-from bot.render import NOTE_LABELS, billing_status, render_cpt_info, render_text
+from bot.render import (
+    billing_status,
+    children_count,
+    distinct_short_title,
+    note_label,
+    render_cpt_info,
+    render_text,
+)
 
 # ---------------------------------------------------------------- Slack's limits
 # https://docs.slack.dev/reference/block-kit/blocks (and the element/composition pages)
@@ -154,7 +161,7 @@ def _status_line(card: CodeCard) -> str:
     status = billing_status(card)
     if card.status == "terminated":
         return f":no_entry: *{escape(status)}*"
-    if card.billable and card.kind != "modifier":
+    if status == "billable":
         return ":white_check_mark: Billable"
     return f":information_source: {escape(status.capitalize())}"
 
@@ -168,8 +175,9 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
     """The full card: header, title + status, facts, hierarchy, children, notes, team note."""
     blocks: list[dict[str, Any]] = [_card_header(card)]
     summary = [f"*{escape(card.title)}*", _status_line(card)]
-    if card.short_title and card.short_title.lower() != card.title.lower():
-        summary.append(f"Short title: {escape(card.short_title)}")
+    short_title = distinct_short_title(card)
+    if short_title:
+        summary.append(f"Short title: {escape(short_title)}")
     blocks.append(_section("\n".join(summary)))
 
     facts = [(label, value) for label, value in card.attributes if value]
@@ -186,7 +194,7 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
         blocks.append(_context(truncate(path, SECTION_BUDGET)))
 
     if card.children:
-        total = max(card.children_total, len(card.children))
+        total = children_count(card)
         lines = _lines_within(
             [_ref_line(child) for child in card.children],
             SECTION_BUDGET,
@@ -219,7 +227,7 @@ def _notes_text(notes: Mapping[str, Sequence[str]]) -> str:
     for key, values in notes.items():
         if not values:
             continue
-        label = NOTE_LABELS.get(key, key.replace("_", " ").capitalize())
+        label = note_label(key)
         shown = [escape(truncate(value, NOTE_ITEM_CHARS)) for value in values[:NOTE_ITEMS_SHOWN]]
         more = len(values) - len(shown)
         line = f"*{escape(label)}:* " + "; ".join(shown) + (f"; … and {more} more" if more else "")

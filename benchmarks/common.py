@@ -20,6 +20,11 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def configured_codes_db() -> Path:
+    """The code DB named by CODEBOT_CODES_DB, else data/build/codes.sqlite (maybe not built)."""
+    return Path(os.environ.get("CODEBOT_CODES_DB") or DEFAULT_CODES_DB)
+
+
 def codes_database(
     *, search_index: bool = True
 ) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:

@@ -15,18 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from adapters.discord_bot import DiscordAdapter, running_bot
-from benchmarks.common import percentile
+from benchmarks.common import configured_codes_db, percentile
 from bot.app import open_service
-from bot.config import DEFAULT_CODES_DB, Settings
+from bot.config import Settings
 from tests.fakes.fake_discord import Call, FakeDiscord
 
 AUTOCOMPLETE_TARGET_MS = 20.0
@@ -103,7 +101,7 @@ def _bench_autocomplete(adapter: DiscordAdapter, rounds: int = 3) -> dict[str, A
 
 async def _bench_slash(iterations: int) -> tuple[dict[str, Any], dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
-        codes_db = Path(os.environ.get("CODEBOT_CODES_DB") or DEFAULT_CODES_DB)
+        codes_db = configured_codes_db()
         async with FakeDiscord() as fake:
             settings = Settings(
                 codes_db=codes_db,

@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import multiprocessing
-import os
 import statistics
 import tempfile
 import time
@@ -29,8 +28,7 @@ import aiohttp
 
 from adapters.runtime import run_server
 from adapters.slack_blocks import block_kit_problems
-from benchmarks.common import percentile
-from bot.config import Settings
+from benchmarks.common import configured_codes_db, percentile
 from bot.model import Reply, Request, UserRef
 from tests.fakes.fake_slack import FakeSlack, slack_signature
 from tests.fakes.slack_harness import (
@@ -200,7 +198,7 @@ def run(
     """
     for name in ("slack_bolt", "slack_sdk", "codebot.slack", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    codes_db = Path(os.environ.get("CODEBOT_CODES_DB") or Settings().codes_db)
+    codes_db = configured_codes_db()
     # The same event loop as `codebot serve slack` (uvloop where installed).
     figures = run_server(_bench(total, concurrency, codes_db, separate_client))
     adapter = run_server(_bench(total, concurrency, codes_db, separate_client, canned=True))

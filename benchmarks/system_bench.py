@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.config import DEFAULT_CODES_DB, Settings
+from benchmarks.common import configured_codes_db
+from bot.config import Settings
 
 COLD_START_RUNS = 5
 THROUGHPUT_REQUESTS = 4000
@@ -59,10 +60,6 @@ QUERIES = [
     "-LT",
     "77306",
 ]
-
-
-def _codes_db() -> Path:
-    return Path(os.environ.get("CODEBOT_CODES_DB") or DEFAULT_CODES_DB)
 
 
 def measure_build() -> float:
@@ -155,7 +152,7 @@ def measure_throughput(codes_db: Path) -> float:
 
 def run() -> dict[str, Any]:
     """Measure and print every figure with its target."""
-    codes_db = _codes_db()
+    codes_db = configured_codes_db()
     build_s = measure_build()
     cold = measure_cold_start(codes_db)
     rss_mb = measure_memory(codes_db)

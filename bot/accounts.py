@@ -31,6 +31,7 @@ from bot.ports import Accounts, ChargeOutcome, LookupRecord, TeamNote
 from bot.quota import (
     MAX_GRANT,
     Clock,
+    GrantRefused,
     PoolState,
     QuotaLedger,
     notice_text,
@@ -364,8 +365,8 @@ class SqliteAccounts:
             return _info("Name one user: `/code admin grant @user 50`.", "Grant refused")
         try:
             pool = await self.ledger.grant(user, target, amount, by)
-        except ValueError as error:
-            return _info(f"Not granted: {error}.", "Grant refused")
+        except GrantRefused as refused:
+            return _info(f"Not granted: {refused.reason}.", "Grant refused")
         logger.info("admin %s granted %d lookups to %s", by, amount, "team" if team else target)
         who = "the team" if team else _mention(target or "")
         left = notice_text(pool.plan, pool.remaining, self.ledger.now(), team=team)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,6 @@ class Settings:
         if not self.database_url.startswith(prefix):
             raise ConfigError("CODEBOT_DATABASE_URL must look like sqlite:///path/to/state.sqlite")
         return Path(self.database_url[len(prefix) :])
-
-    def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some settings changed (CLI flags, tests)."""
-        return replace(self, **changes)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, toml_path: Path | None = None) -> Settings:

@@ -141,6 +141,14 @@ WHERE platform = :platform AND request_id = :request_id
 """
 
 
+class GrantRefused(ValueError):
+    """A grant the ledger will not make; `reason` is a sentence meant for the admin."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class PoolState:
     """One pool's state for the current period. `remaining` None means unlimited."""
@@ -389,16 +397,17 @@ class QuotaLedger:
     async def grant(self, user: UserRef, target: str | None, amount: int, by: str) -> PoolState:
         """Add `amount` lookups to a user's pool (`target` = user id) or the team pool (None).
 
-        The grant is for the pool's current period. Raises ValueError for an amount below 1
-        or above MAX_GRANT, and for a team grant when the tenant has no team plan.
+        The grant is for the pool's current period. Raises GrantRefused (whose `reason` is
+        written for the admin) for an amount below 1 or above MAX_GRANT, and for a team grant
+        when the tenant has no team plan.
         """
         if not 1 <= amount <= MAX_GRANT:
-            raise ValueError(f"a grant must be between 1 and {MAX_GRANT:,}")
+            raise GrantRefused(f"a grant must be between 1 and {MAX_GRANT:,}")
         now = self.now()
         if target is None:
             _, plan = await self._account_plans(user)
             if plan is None:
-                raise ValueError(
+                raise GrantRefused(
                     "this team has no team plan; set one with `/code admin plan team PLAN`"
                 )
             pool = TEAM_POOL

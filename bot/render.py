@@ -60,17 +60,35 @@ def billing_status(card: CodeCard) -> str:
     return f"not billable ({card.kind.replace('_', ' ')})"
 
 
+def note_label(key: str) -> str:
+    """Display label of a note type: `excludes1` -> `Excludes1`, unknown keys spelled out."""
+    return NOTE_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def distinct_short_title(card: CodeCard) -> str:
+    """The short title when it says something the title does not (else empty)."""
+    if card.short_title and card.short_title.lower() != card.title.lower():
+        return card.short_title
+    return ""
+
+
+def children_count(card: CodeCard) -> int:
+    """How many children the code has in all (`children` may hold only the first ones)."""
+    return max(card.children_total, len(card.children))
+
+
 def render_card(card: CodeCard) -> str:
     """A code card as text."""
     lines = [f"{card.code} · {card.system.label} · {billing_status(card)}", card.title]
-    if card.short_title and card.short_title.lower() != card.title.lower():
-        lines.append(f"Short: {card.short_title}")
+    short_title = distinct_short_title(card)
+    if short_title:
+        lines.append(f"Short: {short_title}")
     if card.parents:
         lines.append("Hierarchy: " + " › ".join(f"{p.code} {p.title}" for p in card.parents))
     for label, value in card.attributes:
         lines.append(f"{label}: {value}")
     if card.children:
-        total = max(card.children_total, len(card.children))
+        total = children_count(card)
         lines.append(f"Children ({total}):")
         lines.extend(
             f"  {child.code}  {child.title}{'' if child.billable else ' (header)'}"
@@ -81,7 +99,7 @@ def render_card(card: CodeCard) -> str:
     for key, values in card.notes.items():
         if not values:
             continue
-        label = NOTE_LABELS.get(key, key.replace("_", " ").capitalize())
+        label = note_label(key)
         shown = list(values[:MAX_NOTE_LINES])
         more = len(values) - len(shown)
         lines.append(f"{label}: " + "; ".join(shown) + (f"; … and {more} more" if more else ""))

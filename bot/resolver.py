@@ -32,15 +32,15 @@ class CodeResolver:
 
     def items_or_none(self, tokens: Sequence[CodeToken]) -> list[ReplyItem] | None:
         """Like `items`, but None when every token was a word that only looked like a code."""
+        found = [self.resolve(token) for token in tokens]
+        if tokens and all(
+            not matches and token.shape in (CodeShape.MAYBE, CodeShape.MODIFIER)
+            for token, matches in zip(tokens, found, strict=True)
+        ):
+            return None  # the caller searches instead: no "did you mean" work for nothing
         items: list[ReplyItem] = []
-        weak_misses = 0
-        for token in tokens:
-            found = self.resolve(token)
-            if not found and token.shape in (CodeShape.MAYBE, CodeShape.MODIFIER):
-                weak_misses += 1
-            items.extend(found or [self.not_found(token.text, token.shape)])
-        if tokens and weak_misses == len(tokens):
-            return None
+        for token, matches in zip(tokens, found, strict=True):
+            items.extend(matches or [self.not_found(token.text, token.shape)])
         return items
 
     def resolve(self, token: CodeToken) -> list[ReplyItem]:

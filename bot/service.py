@@ -27,7 +27,7 @@ from bot.model import (
     Request,
     SearchHit,
 )
-from bot.ports import Accounts, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
 from bot.resolver import CodeResolver
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,7 @@ class LookupService:
         except Exception:
             reference = uuid.uuid4().hex[:8]
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
-            return Reply(
-                ReplyKind.ERROR,
-                text=f"Sorry, something went wrong on our side (ref {reference}). "
-                "Please try again.",
-                title="Error",
-            )
+            return error_reply(reference)
 
     def autocomplete(self, prefix: str, limit: int = AUTOCOMPLETE_LIMIT) -> list[CodeRef]:
         """Codes matching a partly typed query; free of quota. Never raises."""
@@ -105,11 +100,15 @@ class LookupService:
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
         if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
-            items = self._resolver.items_or_none(command.codes)
-            if items is None and command.query:
-                return await self._search_reply(request, command.query, None)
-            if items is None:
+            # Only a parse that kept the text as a query may fall back to a search; resolve
+            # the codes once either way.
+            if not command.query:
                 items = self._resolver.items(command.codes)
+            else:
+                maybe_items = self._resolver.items_or_none(command.codes)
+                if maybe_items is None:
+                    return await self._search_reply(request, command.query, None)
+                items = maybe_items
             return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
@@ -133,12 +132,7 @@ class LookupService:
             [(card.system.value, card.code) for card in cards],
         )
         if not outcome.allowed:
-            return Reply(
-                ReplyKind.EXHAUSTED,
-                text=outcome.refusal,
-                notice=outcome.notice,
-                title="No code lookups left",
-            )
+            return _exhausted(outcome)
         try:
             with_notes = tuple(
                 _with_note(item, notes) if isinstance(item, CodeCard) else item for item in items
@@ -183,12 +177,7 @@ class LookupService:
         cost = self._accounts.cost("search")
         outcome = await self._accounts.charge(request.user, request.request_id, cost)
         if not outcome.allowed:
-            return Reply(
-                ReplyKind.EXHAUSTED,
-                text=outcome.refusal,
-                notice=outcome.notice,
-                title="No code lookups left",
-            )
+            return _exhausted(outcome)
         actions = tuple(Action("show", hit.code, hit.code) for hit in hits)
         return Reply(
             ReplyKind.SEARCH,
@@ -219,6 +208,24 @@ _CPT_NOT_LOADED = (
     "CPT® descriptors are licensed by the AMA, and no licensed CPT file is loaded. "
     "An admin can load one with `codebot data import-cpt FILE`."
 )
+
+
+def error_reply(reference: str) -> Reply:
+    """The answer to an unexpected failure: a short reference id, never the exception text."""
+    return Reply(
+        ReplyKind.ERROR,
+        text=f"Sorry, something went wrong on our side (ref {reference}). Please try again.",
+        title="Error",
+    )
+
+
+def _exhausted(outcome: ChargeOutcome) -> Reply:
+    return Reply(
+        ReplyKind.EXHAUSTED,
+        text=outcome.refusal,
+        notice=outcome.notice,
+        title="No code lookups left",
+    )
 
 
 def _card_label(item: ReplyItem) -> str:

@@ -19,6 +19,8 @@ from tests.fakes.fake_slack import ApiCall, FakeSlack
 from tests.fakes.slack_harness import (
     UNLIMITED_QUOTA,
     SlackHarness,
+    buttons_of,
+    headers_of,
     running_slack,
     slack_settings,
 )
@@ -57,22 +59,6 @@ async def guest(
 def all_text(payload: dict[str, Any]) -> str:
     """Every string of a payload, joined, for content assertions."""
     return json.dumps(payload, ensure_ascii=False)
-
-
-def headers_of(payload: dict[str, Any]) -> list[str]:
-    """Texts of the header blocks (one per full code card)."""
-    return [b["text"]["text"] for b in payload.get("blocks", []) if b["type"] == "header"]
-
-
-def buttons_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every button of a payload, in order (actions rows and section accessories)."""
-    found: list[dict[str, Any]] = []
-    for block in payload.get("blocks", []):
-        if block["type"] == "actions":
-            found.extend(block["elements"])
-        elif block.get("accessory", {}).get("type") == "button":
-            found.append(block["accessory"])
-    return found
 
 
 # ---------------------------------------------------------------- verification

@@ -9,18 +9,15 @@ chat.postMessage on the fake, and exits 0 on SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from tests.fakes.fake_slack import FakeSlack, SlackSender
-from tests.fakes.slack_harness import SIGNING_SECRET
+from tests.fakes.slack_harness import ROOT, SIGNING_SECRET, spawn_serve_slack
 
-ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
@@ -44,34 +41,15 @@ async def _read_port(process: asyncio.subprocess.Process, timeout: float = 30.0)
 
 
 async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Path) -> None:
-    config = tmp_path / "codebot.toml"
-    config.write_text('[quota]\nguest_plan = "unlimited"\n', encoding="utf-8")
     async with FakeSlack() as fake:
-        env = {
-            **os.environ,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_BOT_TOKEN": fake.token,
-            "SLACK_API_URL": fake.api_url,
-            "CODEBOT_CODES_DB": str(codes_db_path),
-            "CODEBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
-            "CODEBOT_CONFIG": str(config),
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "serve",
-            "slack",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process = await spawn_serve_slack(
+            tmp_path,
+            codes_db_path,
+            {
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_BOT_TOKEN": fake.token,
+                "SLACK_API_URL": fake.api_url,
+            },
         )
         try:
             port = await _read_port(process)

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,12 +25,14 @@ from tests.fakes.slack_harness import (
     UNLIMITED_QUOTA,
     RecordingService,
     SocketModeHarness,
+    buttons_of,
+    headers_of,
     open_real_service,
     running_socket_mode,
     slack_settings,
+    spawn_serve_slack,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 LIMITED_QUOTA = {"plans": {"guest": {"limit": 2, "period": "lifetime"}}}
 
 
@@ -55,22 +54,6 @@ async def socket(
     )
     async with running_socket_mode(fake, settings) as harness:
         yield harness
-
-
-def headers_of(payload: dict[str, Any] | None) -> list[str]:
-    """Texts of the header blocks (one per full code card)."""
-    return [b["text"]["text"] for b in (payload or {}).get("blocks", []) if b["type"] == "header"]
-
-
-def buttons_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every button of a payload, in order (actions rows and section accessories)."""
-    found: list[dict[str, Any]] = []
-    for block in payload.get("blocks", []):
-        if block["type"] == "actions":
-            found.extend(block["elements"])
-        elif block.get("accessory", {}).get("type") == "button":
-            found.append(block["accessory"])
-    return found
 
 
 # ---------------------------------------------------------------- connecting
@@ -300,34 +283,15 @@ async def test_stop_while_still_connecting_is_clean(
 
 async def test_sigterm_stops_the_socket_mode_server(tmp_path: Path, codes_db_path: Path) -> None:
     """`codebot serve slack` with SLACK_APP_TOKEN: connects, answers, exits 0 on SIGTERM."""
-    config = tmp_path / "codebot.toml"
-    config.write_text('[quota]\nguest_plan = "unlimited"\n', encoding="utf-8")
     async with FakeSlack() as fake:
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": fake.token,
-            "SLACK_APP_TOKEN": fake.app_token,
-            "SLACK_API_URL": fake.api_url,
-            "CODEBOT_CODES_DB": str(codes_db_path),
-            "CODEBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
-            "CODEBOT_CONFIG": str(config),
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("SLACK_SIGNING_SECRET", None)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "serve",
-            "slack",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process = await spawn_serve_slack(
+            tmp_path,
+            codes_db_path,
+            {
+                "SLACK_BOT_TOKEN": fake.token,
+                "SLACK_APP_TOKEN": fake.app_token,
+                "SLACK_API_URL": fake.api_url,
+            },
         )
         try:
             connection = await fake.wait_connection(1, timeout=30)

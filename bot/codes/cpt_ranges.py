@@ -56,11 +56,3 @@ def section_for(code: str) -> tuple[str, str]:
         if first <= key <= last:
             return section, range_label(first, last)
     return UNASSIGNED, ""
-
-
-def all_sections() -> list[tuple[str, str]]:
-    """Every (section, range label) pair, in code order, for headers and help text."""
-    ordered = sorted(CATEGORY_I, key=lambda r: r[0])
-    out = [(section, range_label(first, last)) for first, last, section in ordered]
-    out.extend(LETTER_SECTIONS[letter] for letter in ("F", "T", "U", "M"))
-    return out

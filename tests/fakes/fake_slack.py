@@ -209,14 +209,6 @@ class FakeSlack:
         """Websocket connections currently open, oldest first."""
         return [c for c in self.connections if c.open]
 
-    async def wait_connected(self, count: int = 1, *, timeout: float = 10.0) -> SocketConnection:
-        """Wait until `count` connections are open (hello sent); return the newest."""
-        async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: len(self.open_connections()) >= count), timeout
-            )
-        return self.open_connections()[-1]
-
     async def wait_connection(self, number: int, *, timeout: float = 10.0) -> SocketConnection:
         """Wait until connection number `number` (1 = the first ever) has been opened."""
         async with self._changed:

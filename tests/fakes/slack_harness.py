@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from tests.fakes.fake_slack import FakeSlack, SlackSender, SocketConnection, Soc
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # a test value, not a real secret
 BOT_TOKEN = "xoxb-test-token"
 UNLIMITED_QUOTA: Mapping[str, Any] = {"guest_plan": "unlimited"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -169,3 +172,63 @@ async def running_socket_mode(
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
+
+
+# ---------------------------------------------------------------- reading payloads
+
+
+def headers_of(payload: Mapping[str, Any] | None) -> list[str]:
+    """Texts of the header blocks (one per full code card); none for no payload."""
+    return [b["text"]["text"] for b in (payload or {}).get("blocks", []) if b["type"] == "header"]
+
+
+def buttons_of(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every button of a payload, in order (actions rows and section accessories)."""
+    found: list[dict[str, Any]] = []
+    for block in payload.get("blocks", []):
+        if block["type"] == "actions":
+            found.extend(block["elements"])
+        elif block.get("accessory", {}).get("type") == "button":
+            found.append(block["accessory"])
+    return found
+
+
+# ---------------------------------------------------------------- the real process
+
+
+async def spawn_serve_slack(
+    tmp_path: Path, codes_db_path: Path, slack_env: Mapping[str, str]
+) -> asyncio.subprocess.Process:
+    """`codebot serve slack --port 0 --host 127.0.0.1` as a subprocess, unlimited quota.
+
+    `slack_env` holds the SLACK_* settings of the mode under test; the signing secret and
+    app token the test run itself may have are not inherited, so the mode is only that.
+    """
+    config = tmp_path / "codebot.toml"
+    config.write_text('[quota]\nguest_plan = "unlimited"\n', encoding="utf-8")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in _SLACK_MODE_SETTINGS},
+        "CODEBOT_CODES_DB": str(codes_db_path),
+        "CODEBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
+        "CODEBOT_CONFIG": str(config),
+        "PYTHONUNBUFFERED": "1",
+        **slack_env,
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "slack",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+_SLACK_MODE_SETTINGS = frozenset({"SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"})

@@ -15,7 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from bot.codes.normalize import normalize_code
+from bot.codes.normalize import icd10cm_display, normalize_code
 from bot.codes.sources import CodeRow, SourceData, make_details
 
 SYSTEM = "icd10cm"
@@ -169,7 +169,7 @@ class _Walker:
             self.rows.append(
                 CodeRow(
                     system=SYSTEM,
-                    code=f"{ext_key[:3]}.{ext_key[3:]}",
+                    code=icd10cm_display(ext_key),
                     key=ext_key,
                     kind="code",
                     title=f"{title}, {meaning}",
