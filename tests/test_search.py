@@ -437,3 +437,9 @@ def test_open_wound_defaults_do_not_count_as_extra_words() -> None:
 def test_words_typed_apart_are_joined(engine: SearchEngine, query: str, answers: list[str]) -> None:
     hits = engine.search(query, limit=5)
     assert rank_of(hits, answers) is not None, codes(hits)
+
+
+def test_spelling_prefers_the_commoner_of_equally_close_words(engine: SearchEngine) -> None:
+    # one edit from both osteopetrosis and osteoporosis: the commoner word is the likelier intent
+    hits = engine.search("osteoperosis", limit=3)
+    assert hits and "osteoporosis" in hits[0].title.lower()

@@ -11,9 +11,10 @@ How a query is answered:
 2. Synonym phrases ("heart attack", "htn", "appendectomy") give query *variants* in which the
    phrase is replaced by its expansion; every variant is scored and a document keeps its best.
 3. Each term of a variant becomes alternatives: the token itself when it is in the
-   vocabulary, otherwise its nearest vocabulary tokens by `rapidfuzz` edit ratio. Fuzzy
-   matching runs only over the vocabulary (bucketed by first letter and length), never over
-   the descriptions.
+   vocabulary, otherwise its nearest vocabulary tokens by `rapidfuzz` edit ratio (among
+   words the same number of edits away, the commoner one by document frequency is preferred,
+   and a candidate behind the best falls off steeply). Fuzzy matching runs only over the
+   vocabulary (bucketed by first letter and length), never over the descriptions.
 4. Candidates are documents holding every term (set intersection in C); when there are few,
    documents missing one term, then any term, are added. Large candidate sets are cut to the
    best documents by the static prior, which is simply the internal document number.
@@ -26,7 +27,8 @@ How a query is answered:
    ("without complications", "not elsewhere classified", "initial encounter") do not count as
    extra title words; a code whose title or chapter adds a qualifying context the query did
    not mention (pregnancy, newborn, external cause, "due to underlying condition", "history
-   of", "poisoning by", sequela, device complications, quality-reporting G/M codes...) is
+   of", "poisoning by", sequela, device complications, quality-reporting G/M codes,
+   HCPCS "Noncovered ..." items...) is
    demoted per context (`CONTEXT_FACTORS`, bits from the index's `doc_ctx`); and a code whose
    ICD-10-CM block title holds the query's words (E08-E13 "Diabetes mellitus" for "diabetes")
    gets `BLOCK_BONUS` (the block is the concept's home).
@@ -52,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from bot.codes.normalize import normalize_code
 from bot.codes.search_index import (
@@ -61,6 +64,7 @@ from bot.codes.search_index import (
     CTX_EXTERNAL,
     CTX_HISTORY,
     CTX_INDUCED,
+    CTX_NONCOVERED,
     CTX_PERINATAL,
     CTX_POISONING,
     CTX_PREGNANCY,
@@ -108,6 +112,9 @@ TERMINATED_FACTOR = 0.85
 GROUP_FACTOR = 0.8
 CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word matches
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
+FUZZY_DF_WEIGHT = 3.0  # ratio points a spelling candidate loses per 10x rarer (see _fuzzy)
+FUZZY_DF_SPAN = 2.0  # at most this many factors of ten count
+FUZZY_RIVAL_POWER = 6.0  # extra fall-off of a spelling candidate behind the best (see _fuzzy)
 DEPTH_PENALTY = 0.012  # per ICD-10-CM level below the category: general before specific
 PREFIX_BONUS = 0.03  # the title starts with the query's words ("Breast pump, manual")
 BLOCK_BONUS = 0.04  # the code's ICD-10-CM block is named by the query: the concept's home
@@ -135,8 +142,9 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_PRESENCE: 0.92,
     CTX_COMPLICATION: 0.92,
     CTX_CONGENITAL: 0.94,
-    CTX_QUALITY: 0.9,
+    CTX_QUALITY: 0.75,
     CTX_COMMERCIAL: 0.92,
+    CTX_NONCOVERED: 0.8,
 }
 
 
@@ -378,13 +386,30 @@ class SearchEngine:
         found = process.extract(token, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=6)
         if not found:
             return []
-        best = found[0][1]
-        out: list[tuple[str, float]] = []
-        for choice, score, _ in found:
-            if score < best - 6:
-                continue
-            out.append((choice, (score / 100.0) ** 2))
-        # Among equally close words prefer the commoner one (the likelier intent).
+        # Among equally close words (same edit distance) prefer the commoner one, the likelier
+        # intent ("osteoperosis" is one edit from osteopetrosis and from osteoporosis, which
+        # is far commoner): each rarer one loses FUZZY_DF_WEIGHT ratio points per factor of
+        # ten its document frequency trails the commonest's. A word more edits away is left
+        # as it is ("bronchitus": bronchitis, not the commoner bronchus).
+        edits = [Levenshtein.distance(token, choice) for choice, _s, _ in found]
+        fewest = min(edits)
+        dfs: list[float] = []
+        for (choice, _score, _), n_edits in zip(found, edits, strict=True):
+            post = self._postings(choice) if n_edits == fewest else None
+            dfs.append(math.log10(post.df) if post is not None and post.df > 0 else -1.0)
+        top_df = max(dfs)
+        adjusted = [
+            (choice, score - FUZZY_DF_WEIGHT * min(top_df - d, FUZZY_DF_SPAN) if d >= 0 else score)
+            for (choice, score, _), d in zip(found, dfs, strict=True)
+        ]
+        best = max(score for _, score in adjusted)
+        # A candidate behind the best one is a less likely reading: its quality falls off
+        # steeply with the gap, so it only wins where the best one does not match at all.
+        out = [
+            (choice, (score / 100.0) ** 2 * (score / best) ** FUZZY_RIVAL_POWER)
+            for choice, score in adjusted
+            if score >= best - 6
+        ]
         out.sort(key=lambda cq: -cq[1])
         return out[:3]
 

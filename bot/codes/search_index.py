@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-INDEX_VERSION = "6"
+INDEX_VERSION = "7"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -69,6 +69,8 @@ NO_HEAD = 0xFFFFFFFF  # doc_head value of a title without a head word
 _DEFAULT_WORDS = re.compile(
     r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
     r"|nec|initial encounter(?: for closed fracture)?"
+    # Z codes frame a visit as "Encounter for ...": the framing asks nothing of the query
+    r"|^encounter for"
     # open wounds: ICD-10-CM's index defaults a laceration or puncture to these
     r"|without foreign body|without damage to nail"
     r"|(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
@@ -92,6 +94,7 @@ CTX_COMPLICATION = 1024  # postprocedural, following surgery, breakdown of a dev
 CTX_CONGENITAL = 2048
 CTX_QUALITY = 4096  # HCPCS quality-reporting codes (G8xxx, G9xxx, M1xxx)
 CTX_COMMERCIAL = 8192  # HCPCS S codes: used by commercial payers only, not by Medicare
+CTX_NONCOVERED = 16384  # HCPCS "Noncovered ..." items: billed only to say Medicare won't pay
 
 _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
     (bit, re.compile(pattern))
@@ -173,6 +176,7 @@ CTX_TRIGGERS: dict[int, frozenset[str]] = {
     CTX_CONGENITAL: _words("congenital birth defect inborn hereditary malformation"),
     CTX_QUALITY: _words("documentation documented measure quality mips reason reporting"),
     CTX_COMMERCIAL: _words("commercial private payer insurer nonmedicare"),
+    CTX_NONCOVERED: _words("noncovered uncovered covered coverage"),
 }
 
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
@@ -276,6 +280,8 @@ def context_bits(system: str, kind: str, key: str, title: str) -> int:
             bits |= CTX_QUALITY
         elif key[0] == "S":
             bits |= CTX_COMMERCIAL
+        if fold(title).startswith(("noncovered", "non-covered")):
+            bits |= CTX_NONCOVERED
     return bits
 
 
