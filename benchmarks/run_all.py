@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import subprocess
 import sys
 import time
 import traceback
@@ -40,27 +42,56 @@ def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
+RESULT_PREFIX = "BENCH-RESULT-JSON: "
+
+
 def run_all(names: Sequence[str] = BENCHES) -> dict[str, dict[str, Any]]:
-    """Run the named benchmarks; returns {name: {"status", "seconds", "result"|"error"}}."""
+    """Run the named benchmarks; returns {name: {"status", "seconds", "result"|"error"}}.
+
+    Each benchmark runs in a fresh Python process, so one bench's memory and caches (the
+    naive baseline loads every title) never slow or flatter the next one.
+    """
     report: dict[str, dict[str, Any]] = {}
     for name in names:
-        module_name = f"benchmarks.{name}"
-        if importlib.util.find_spec(module_name) is None:
+        if importlib.util.find_spec(f"benchmarks.{name}") is None:
             report[name] = {"status": "missing", "seconds": 0.0}
             continue
         print(f"\n=== {name} ===", flush=True)
         started = time.perf_counter()
-        try:
-            module = importlib.import_module(module_name)
-            result = module.run()
-            status: dict[str, Any] = {"status": "ok", "result": result}
-        except Exception as exc:  # one broken bench must not stop the others
-            traceback.print_exc()
-            status = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        status["seconds"] = round(time.perf_counter() - started, 1)
-        report[name] = status
+        report[name] = _run_child(name)
+        report[name]["seconds"] = round(time.perf_counter() - started, 1)
     _print_summary(report)
     return report
+
+
+def _run_child(name: str) -> dict[str, Any]:
+    """Run one bench in a child process, echo its output, and parse its result line."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.run_all", "--child", name],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    result: dict[str, Any] | None = None
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX) :])
+        else:
+            print(line, end="", flush=True)
+    if child.wait() != 0 or result is None:
+        return {"status": "failed", "error": f"exit status {child.returncode}"}
+    return {"status": "ok", "result": result}
+
+
+def _child(name: str) -> int:
+    """Inside the child: run the bench and print its result as one JSON line."""
+    try:
+        result = importlib.import_module(f"benchmarks.{name}").run()
+    except Exception:  # reported by the parent as failed; the traceback is on stderr
+        traceback.print_exc()
+        return 1
+    print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
+    return 0
 
 
 def _print_summary(report: dict[str, dict[str, Any]]) -> None:
@@ -78,6 +109,8 @@ def _print_summary(report: dict[str, dict[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: optional bench names (with or without the `_bench` suffix)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--child"] and len(args) == 2:
+        return _child(args[1])
     names = [a if a.endswith("_bench") else f"{a}_bench" for a in args] or list(BENCHES)
     report = run_all(names)
     return 1 if any(e["status"] == "failed" for e in report.values()) else 0
