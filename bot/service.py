@@ -220,12 +220,9 @@ def error_reply(reference: str) -> Reply:
 
 
 def _exhausted(outcome: ChargeOutcome) -> Reply:
-    return Reply(
-        ReplyKind.EXHAUSTED,
-        text=outcome.refusal,
-        notice=outcome.notice,
-        title="No code lookups left",
-    )
+    """Nothing left: no code content. The refusal already states the count and the way to get
+    more, so no separate notice line repeats it (a refused answer costs nothing)."""
+    return Reply(ReplyKind.EXHAUSTED, text=outcome.refusal, title="No code lookups left")
 
 
 def _card_label(item: ReplyItem) -> str:
