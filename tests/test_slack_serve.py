@@ -16,7 +16,12 @@ from pathlib import Path
 import aiohttp
 
 from tests.fakes.fake_slack import FakeSlack, SlackSender
-from tests.fakes.slack_harness import ROOT, SIGNING_SECRET, spawn_serve_slack
+from tests.fakes.slack_harness import (
+    ROOT,
+    SIGNING_SECRET,
+    spawn_serve_slack,
+    stopped_server_logs,
+)
 
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
@@ -69,11 +74,7 @@ async def test_codebot_serve_slack_subprocess(tmp_path: Path, codes_db_path: Pat
             code = await asyncio.wait_for(process.wait(), 20)
             assert code == 0
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        assert process.stderr is not None
-        logs = (await process.stderr.read()).decode()
+            logs = await stopped_server_logs(process)
         assert fake.token not in logs and SIGNING_SECRET not in logs
         assert "Traceback" not in logs
         assert fake.violations == []

@@ -31,6 +31,7 @@ from tests.fakes.slack_harness import (
     running_socket_mode,
     slack_settings,
     spawn_serve_slack,
+    stopped_server_logs,
 )
 
 LIMITED_QUOTA = {"plans": {"guest": {"limit": 2, "period": "lifetime"}}}
@@ -306,11 +307,7 @@ async def test_sigterm_stops_the_socket_mode_server(tmp_path: Path, codes_db_pat
             await fake.wait_disconnected(timeout=5)
             assert connection.closed_by == "client"
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        assert process.stderr is not None
-        logs = (await process.stderr.read()).decode()
+            logs = await stopped_server_logs(process)
         assert fake.token not in logs and fake.app_token not in logs
         assert "Traceback" not in logs
         assert fake.violations == []

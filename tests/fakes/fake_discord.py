@@ -280,16 +280,7 @@ class FakeDiscord:
                 guild_id=guild_id,
                 guild_locale="en-US",
                 channel_id=channel,
-                channel={
-                    "id": channel,
-                    "type": 0,
-                    "guild_id": guild_id,
-                    "name": "coding",
-                    "position": 0,
-                    "permission_overwrites": [],
-                    "nsfw": False,
-                    "parent_id": None,
-                },
+                channel=_text_channel(channel, guild_id),
                 member=self.member_payload(user, permissions),
                 context=0,
                 authorizing_integration_owners={"0": guild_id},
@@ -720,14 +711,7 @@ class FakeDiscord:
             "stickers": [],
             "channels": [
                 {
-                    "id": channel_id,
-                    "type": 0,
-                    "guild_id": guild_id,
-                    "name": "coding",
-                    "position": 0,
-                    "permission_overwrites": [],
-                    "nsfw": False,
-                    "parent_id": None,
+                    **_text_channel(channel_id, guild_id),
                     "topic": None,
                     "last_message_id": None,
                     "rate_limit_per_user": 0,
@@ -799,3 +783,17 @@ def _with_component_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return copy
 
     return [walk(row) for row in rows]
+
+
+def _text_channel(channel_id: str, guild_id: str) -> dict[str, Any]:
+    """The guild text channel "coding" as Discord describes it in payloads."""
+    return {
+        "id": channel_id,
+        "type": 0,
+        "guild_id": guild_id,
+        "name": "coding",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+    }

@@ -232,3 +232,12 @@ async def spawn_serve_slack(
 
 
 _SLACK_MODE_SETTINGS = frozenset({"SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"})
+
+
+async def stopped_server_logs(process: asyncio.subprocess.Process) -> str:
+    """The server's stderr once it has exited (killed first if a failed test left it up)."""
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    assert process.stderr is not None
+    return (await process.stderr.read()).decode()
