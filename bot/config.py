@@ -19,6 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class Settings:
     discord_gateway_url: str = ""
     discord_shard_count: int | None = None
     log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
+    # Pins "today" (ISO date) for demos and tests; empty: the UTC date (bot/clock.py).
+    today: str = ""
 
     @property
     def slack_enabled(self) -> bool:
@@ -100,6 +103,12 @@ class Settings:
             raise ConfigError("admins in codebot.toml must be a list of strings")
         env_admins = [a for a in env.get("CODEBOT_ADMINS", "").split(",") if a.strip()]
         quota = values.get("quota", {})
+        today = pick("CODEBOT_TODAY", "today")
+        if today:
+            try:
+                date.fromisoformat(today)
+            except ValueError:
+                raise ConfigError("CODEBOT_TODAY must be a date like 2026-12-01") from None
         if not isinstance(quota, dict):
             raise ConfigError("[quota] in codebot.toml must be a table")
         return cls(
@@ -116,4 +125,5 @@ class Settings:
             discord_gateway_url=pick("DISCORD_GATEWAY_URL", "discord_gateway_url"),
             discord_shard_count=int(shards) if shards else None,
             log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
+            today=today,
         )
