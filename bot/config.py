@@ -20,6 +20,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class Settings:
     discord_shard_count: int | None = None
     discord_shard_ids: tuple[int, ...] = ()  # empty: every shard of discord_shard_count
     log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
+    # Pins "today" (ISO date) for demos and tests; empty: the UTC date (bot/clock.py).
+    today: str = ""
     log_format: str = "text"  # "json": one JSON object per log line (CODEBOT_LOG_FORMAT)
     # PostgreSQL state backend (bot/state/postgres.py): pool size per process, and session
     # settings sent at connect ([database_server_settings] in codebot.toml)
@@ -112,6 +115,12 @@ class Settings:
             raise ConfigError("admins in codebot.toml must be a list of strings")
         env_admins = [a for a in env.get("CODEBOT_ADMINS", "").split(",") if a.strip()]
         quota = values.get("quota", {})
+        today = pick("CODEBOT_TODAY", "today")
+        if today:
+            try:
+                date.fromisoformat(today)
+            except ValueError:
+                raise ConfigError("CODEBOT_TODAY must be a date like 2026-12-01") from None
         if not isinstance(quota, dict):
             raise ConfigError("[quota] in codebot.toml must be a table")
         server_settings = values.get("database_server_settings", {})
@@ -145,6 +154,7 @@ class Settings:
             discord_shard_count=shard_count,
             discord_shard_ids=shard_ids,
             log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
+            today=today,
         )
 
 
