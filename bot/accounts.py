@@ -412,10 +412,12 @@ class SqliteAccounts:
         if not top:
             return _info(f"No lookups charged since {since} (UTC).", "Usage")
         lines = [f"Top users since {since} (UTC):"]
+        names: list[str] = []
         for rank, (user_id, name, total) in enumerate(top, start=1):
             shown = f"{name} ({user_id})" if name and name != user_id else user_id
+            names.append(name or "")
             lines.append(f"{rank}. {shown}: {lookups(total)}")
-        return _info("\n".join(lines), "Usage")
+        return _info("\n".join(lines), "Usage", names)
 
     # ------------------------------------------------------------------ notes
 
@@ -437,7 +439,7 @@ class SqliteAccounts:
         typed = command.codes[0].text
         note_key = self._note_key(typed)
         if note_key is None:
-            return _info(f"{typed[:20]} is not a valid code.", "Note not saved")
+            return _info(f"{typed[:20]} is not a valid code.", "Note not saved", [typed[:20]])
         system, code_key, code = note_key
         user = request.user
         deleting = command.args == ("delete",)
@@ -486,7 +488,7 @@ class SqliteAccounts:
                 ),
             )
         verb = "updated" if author is not None else "saved"
-        return _info(f"Team note on {code} {verb}: {text}", "Note saved")
+        return _info(f"Team note on {code} {verb}: {text}", "Note saved", [text])
 
     # ------------------------------------------------------------------ recent, stats
 
@@ -500,13 +502,14 @@ class SqliteAccounts:
         if not rows:
             return _info("Your team has no lookups yet.", "Recent lookups")
         lines = [f"Your team's last {len(rows)} lookups:"]
+        names = sorted({str(row["display_name"] or "") for row in rows})
         for row in rows:
             when = parse_timestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
             lines.append(
                 f"{when} UTC · {row['display_name']} · {row['code']} "
                 f"({_system_label(row['system'])}) {_clip(row['title'], 80)}"
             )
-        return _info("\n".join(lines), "Recent lookups")
+        return _info("\n".join(lines), "Recent lookups", names)
 
     async def _stats(self, user: UserRef) -> Reply:
         await self.flush()
@@ -584,8 +587,9 @@ def _notes_job(
     return job
 
 
-def _info(text: str, title: str) -> Reply:
-    return Reply(ReplyKind.INFO, text=text, title=title)
+def _info(text: str, title: str, user_text: Sequence[str] = ()) -> Reply:
+    # user_text: the parts of `text` users typed, for adapters to escape (Reply.user_text)
+    return Reply(ReplyKind.INFO, text=text, title=title, user_text=tuple(t for t in user_text if t))
 
 
 def _pool_line(pool: PoolState, now: datetime) -> str:
