@@ -6,11 +6,11 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bot.accounts import open_accounts
 from bot.codes.catalog import CodeCatalog
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
+from bot.state import open_accounts
 
 # Fewer, larger young-generation collections: per-request garbage is short-lived.
 SERVER_GC_THRESHOLDS = (20_000, 20, 20)

@@ -315,7 +315,7 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.admin_cli import export_team, purge_user
+    from bot.state.admin import export_team, purge_user
 
     if args.admin_command == "export":
         data = asyncio.run(export_team(settings, args.team, platform=args.platform))
