@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from bot.clock import clock_from_settings
 from bot.codes.catalog import CodeCatalog
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
@@ -52,7 +53,7 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         return (cards[0].system.value, cards[0].code) if cards else None
 
     accounts = await open_accounts(settings, resolve=resolve)
-    service = LookupService(catalog, search, accounts)
+    service = LookupService(catalog, search, accounts, clock=clock_from_settings(settings.today))
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.
