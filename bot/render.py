@@ -58,7 +58,7 @@ MAX_OMITTED_NAMED = 20
 
 
 def omitted_line(reply: Reply) -> str:
-    """"Not answered: E18, E19 …" for codes the reply leaves out ('' when none)."""
+    """ "Not answered: E18, E19 …" for codes the reply leaves out ('' when none)."""
     if not reply.omitted:
         return ""
     named = [code[:12] for code in reply.omitted[:MAX_OMITTED_NAMED]]
