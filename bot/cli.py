@@ -12,10 +12,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
+from bot.logsafe import audit, configure_logging
 
 if TYPE_CHECKING:
     from bot.codes.catalog import CodeCatalog
@@ -31,6 +33,16 @@ MAX_SEARCH_LIMIT = 100
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _day(text: str) -> date:
+    """An argparse type: a date of service (2025-03-01 or 03/01/2025)."""
+    from bot.as_of import USAGE, parse_day
+
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a date. {USAGE}")
+    return day
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     lookup = sub.add_parser("lookup", help="look codes up")
     lookup.add_argument("codes", nargs="+")
     lookup.add_argument("--json", action="store_true")
+    lookup.add_argument(
+        "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
+    )
 
     search = sub.add_parser("search", help="search codes by words")
     search.add_argument("query", nargs="*")
@@ -60,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="say why each result matched (words, synonyms, index terms, brand names)",
+    )
+    search.add_argument(
+        "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
     )
 
     for name, help_text in (("ask", "one chat turn"), ("console", "interactive chat")):
@@ -111,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = settings.log_level or default_level
     if level not in logging.getLevelNamesMapping():
         level = default_level
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     from bot.app import CodeDatabaseMissing
 
     try:
@@ -169,9 +187,15 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.codes_db.is_file():
             print(f"No code database at {settings.codes_db}. Run `codebot data build`.")
             return EXIT_FAILURE
+        from bot.clock import clock_from_settings
+        from bot.codes.releases import database_releases, describe_releases
+
         for status in database_status(settings.codes_db):
             counts = ", ".join(f"{name} {value:,}" for name, value in status.counts.items())
             print(f"{status.label:<16} {status.release:<24} {counts}")
+        today = clock_from_settings(settings.today)()
+        for line in describe_releases(database_releases(settings.codes_db), today):
+            print(line)
         return EXIT_OK
     from bot.codes.cpt_import import CptImportError, import_cpt
 
@@ -201,6 +225,7 @@ def _code_data(settings: Settings) -> tuple[CodeCatalog, SearchEngine]:
 
 
 def _lookup(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.clock import clock_from_settings
     from bot.codes.normalize import shape_of
     from bot.commands import CodeToken, clean_text
     from bot.json_output import card_json, cpt_info_json, not_found_json
@@ -211,7 +236,8 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     catalog, _ = _code_data(settings)
     words = clean_text(" ".join(args.codes)).split(" ")[:50]
     tokens = [CodeToken(word, shape_of(word)) for word in words if word]
-    items = CodeResolver(catalog).items(tokens)
+    day = args.date or clock_from_settings(settings.today)()
+    items = CodeResolver(catalog).items(tokens, day)
     if args.json:
         out: list[dict[str, Any]] = []
         for item in items:
@@ -324,13 +350,15 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.admin_cli import export_team, purge_user
+    from bot.state.admin import export_team, purge_user
 
     if args.admin_command == "export":
         data = asyncio.run(export_team(settings, args.team, platform=args.platform))
+        audit("export", team=args.team, platform=args.platform)
         print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         return EXIT_OK
     removed = asyncio.run(purge_user(settings, args.user, platform=args.platform))
+    audit("purge", user=args.user, platform=args.platform, rows=removed)
     print(f"Removed {removed} records of user {args.user}.")
     return EXIT_OK
 

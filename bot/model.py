@@ -73,7 +73,9 @@ class CodeCard:
 
     `kind` is one of: chapter, block, category, subcategory, code (ICD-10-CM); section,
     body_system, table, code (ICD-10-PCS); code, modifier (HCPCS); code (CPT).
-    `status` is "active" or "terminated". `notes` maps a note type (inclusion_terms,
+    `status` is "active", "terminated" (HCPCS), "deleted" (no longer in the release in
+    force), "not_valid" (not valid on the asked date, valid before it) or "not_yet_valid".
+    `notes` maps a note type (inclusion_terms,
     includes, excludes1, excludes2, code_first, use_additional_code, code_also, notes,
     seven_chr_note, seven_chr_def, processing_note, ...) to lines of text.
     `effective` holds dates as ISO strings (added, effective, terminated) and the release.
@@ -97,6 +99,11 @@ class CodeCard:
     source: dict[str, str] = field(default_factory=dict)
     team_note: str = ""
     team_note_author: str = ""
+    # Timeline lines across the releases held ("new in FY2027", "title revised FY2027
+    # (was: …)", "billable until FY2026") and the date of service the card answers for
+    # ("" = today). See bot/codes/dated.py.
+    history: tuple[str, ...] = ()
+    as_of: str = ""
 
 
 @dataclass(frozen=True)

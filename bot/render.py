@@ -19,6 +19,24 @@ NOTE_LABELS = {
 }
 MAX_CHILDREN_SHOWN = 20
 MAX_NOTE_LINES = 6
+# One fixed order of note kinds on every card and platform, most decisive first: what rules
+# a code out or must come with it, then the rules of its category, then what it covers.
+NOTE_ORDER = (
+    "excludes1",
+    "code_first",
+    "use_additional_code",
+    "code_also",
+    "notes",
+    "seven_chr_note",
+    "seven_chr_def",
+    "excludes2",
+    "includes",
+    "inclusion_terms",
+    "processing_note",
+)
+_NOTE_RANK = {key: rank for rank, key in enumerate(NOTE_ORDER)}
+# Kinds whose lines are whole sentences that start with their own verb ("Code first …").
+SENTENCE_NOTE_KINDS = frozenset({"code_first", "use_additional_code", "code_also"})
 
 
 def render_text(reply: Reply) -> str:
@@ -53,6 +71,9 @@ def billing_status(card: CodeCard) -> str:
     if card.status == "terminated":
         ended = card.effective.get("terminated", "")
         return f"TERMINATED {ended}".strip()
+    dated = dated_status(card)
+    if dated:
+        return dated
     if card.kind == "modifier":
         return "modifier"
     if card.billable:
@@ -60,9 +81,37 @@ def billing_status(card: CodeCard) -> str:
     return f"not billable ({card.kind.replace('_', ' ')})"
 
 
+def dated_status(card: CodeCard) -> str:
+    """The status of a code not valid on the card's date: `NOT VALID before 2025-10-01`…"""
+    if card.status == "not_yet_valid":
+        return f"NOT VALID before {card.effective.get('valid_from', '')}".strip()
+    if card.status in ("not_valid", "deleted"):
+        until = card.effective.get("valid_to", "")
+        return f"NOT VALID: deleted, valid through {until}" if until else "NOT VALID: deleted"
+    return ""
+
+
+def release_line(card: CodeCard) -> str:
+    """`ICD-10-CM FY2027 (as of 2025-03-01)`: the release the card answers from."""
+    release = card.effective.get("release", "")
+    if not release:
+        return ""
+    line = f"{card.system.label} {release}"
+    notes_from = card.source.get("notes_release", "")
+    if notes_from and notes_from != release and card.notes:
+        line += f", notes from the {notes_from} tabular"
+    return line + (f" (as of {card.as_of})" if card.as_of else "")
+
+
 def note_label(key: str) -> str:
     """Display label of a note type: `excludes1` -> `Excludes1`, unknown keys spelled out."""
     return NOTE_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def ordered_notes(card: CodeCard) -> list[tuple[str, tuple[str, ...]]]:
+    """The card's non-empty notes as (kind, lines) in `NOTE_ORDER`, unknown kinds last."""
+    present = [(key, values) for key, values in card.notes.items() if values]
+    return sorted(present, key=lambda item: _NOTE_RANK.get(item[0], len(NOTE_ORDER)))
 
 
 def distinct_short_title(card: CodeCard) -> str:
@@ -96,16 +145,28 @@ def render_card(card: CodeCard) -> str:
         )
         if total > MAX_CHILDREN_SHOWN:
             lines.append(f"  … and {total - MAX_CHILDREN_SHOWN} more")
-    for key, values in card.notes.items():
-        if not values:
-            continue
-        label = note_label(key)
+    for key, values in ordered_notes(card):
         shown = list(values[:MAX_NOTE_LINES])
         more = len(values) - len(shown)
-        lines.append(f"{label}: " + "; ".join(shown) + (f"; … and {more} more" if more else ""))
-    dates = [f"{name} {value}" for name, value in card.effective.items() if value]
+        if key in SENTENCE_NOTE_KINDS:
+            lines.extend(shown)  # each reads "Use additional code to identify …" already
+            if more:
+                lines.append(f"… and {more} more {note_label(key).lower()} notes")
+            continue
+        tail = f"; … and {more} more" if more else ""
+        lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
+    dates = [
+        f"{name.replace('_', ' ')} {value}"
+        for name, value in card.effective.items()
+        if value and name != "release"
+    ]
     if dates:
         lines.append("Dates: " + ", ".join(dates))
+    release = release_line(card)
+    if release:
+        lines.append("Release: " + release)
+    if card.history:
+        lines.append("History: " + "; ".join(card.history))
     if card.team_note:
         author = f" ({card.team_note_author})" if card.team_note_author else ""
         lines.append(f"Team note{author}: {card.team_note}")

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
+from bot.clock import Clock, utc_today
 from bot.commands import Command, CommandKind, parse
 from bot.model import (
     Action,
@@ -53,11 +54,20 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 class LookupService:
     """Answers every chat command. Adapters call `handle`; nothing here is platform-specific."""
 
-    def __init__(self, catalog: CodeLookup, search: CodeSearch, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        catalog: CodeLookup,
+        search: CodeSearch,
+        accounts: Accounts,
+        *,
+        clock: Clock = utc_today,
+    ) -> None:
+        """`clock` says what day "today" is (the date of service when none is named)."""
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+        self._clock = clock
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -100,12 +110,13 @@ class LookupService:
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
         if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+            day = command.as_of or self._clock()
             # Only a parse that kept the text as a query may fall back to a search; resolve
             # the codes once either way.
             if not command.query:
-                items = self._resolver.items(command.codes)
+                items = self._resolver.items(command.codes, day)
             else:
-                maybe_items = self._resolver.items_or_none(command.codes)
+                maybe_items = self._resolver.items_or_none(command.codes, day)
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items

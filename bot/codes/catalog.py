@@ -14,13 +14,17 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extract
 
+from bot.codes.dated import DatedView
+from bot.codes.inherited_notes import NoteInheritance
 from bot.codes.normalize import normalize_code
+from bot.codes.releases import ReleaseCalendar, read_releases
 from bot.model import CodeCard, CodeRef, CodeSystem
 
 MAX_CHILDREN = 50
@@ -56,17 +60,6 @@ def read_code_sets(conn: sqlite3.Connection) -> list[CodeSetStatus]:
 
 CARD_CACHE_SIZE = 4096  # finished cards kept per process (a few MB)
 
-# Instructional notes that ICD-10-CM applies to every code below the one carrying them.
-_INHERITED_NOTE_KEYS = (
-    "includes",
-    "excludes1",
-    "excludes2",
-    "code_first",
-    "use_additional_code",
-    "code_also",
-)
-_NOTE_SOURCE_KINDS = frozenset({"category", "subcategory", "code"})
-
 
 class CodeCatalog:
     """Read-only access to the code database. Safe to share between threads."""
@@ -80,9 +73,12 @@ class CodeCatalog:
         self._sets: dict[str, CodeSetStatus] = {}
         self._refs: dict[int, tuple[int | None, CodeRef]] = {}
         self._parent_attrs: dict[int, tuple[tuple[str, str], ...]] = {}
-        self._ancestor_notes: dict[int, dict[str, list[str]]] = {}
+        self._inherited = NoteInheritance(conn)
         # Teams look the same few hundred codes up all day: keep their finished cards.
-        self._cards: OrderedDict[tuple[str, bool], tuple[CodeCard, ...]] = OrderedDict()
+        self._cards: OrderedDict[tuple[str, bool, date | None], tuple[CodeCard, ...]] = (
+            OrderedDict()
+        )
+        self._dated = DatedView(conn, ReleaseCalendar([]))
         self._prefix_keys: dict[str, list[str]] = {}
 
     @classmethod
@@ -111,9 +107,10 @@ class CodeCatalog:
         if version != self._data_version:
             self._data_version = version
             self._sets = {s.system: s for s in read_code_sets(self._conn)}
+            self._dated = DatedView(self._conn, ReleaseCalendar(read_releases(self._conn)))
             self._refs.clear()
             self._parent_attrs.clear()
-            self._ancestor_notes.clear()
+            self._inherited.clear()
             self._cards.clear()
             self._prefix_keys.clear()
 
@@ -180,48 +177,19 @@ class CodeCatalog:
             parents=tuple(parents),
             children=tuple(children),
             children_total=total,
-            notes=self._notes_with_inherited(system, details.get("notes", {}), ancestor_ids),
+            notes=self._notes(system, details, ancestor_ids),
             effective=effective,
             attributes=self._attributes(details, direct_parent),
             source=source,
         )
 
-    def _notes_with_inherited(
-        self, system: str, own: dict[str, list[str]], ancestor_ids: list[int]
+    def _notes(
+        self, system: str, details: dict[str, Any], ancestor_ids: list[int]
     ) -> dict[str, tuple[str, ...]]:
-        """A code's notes plus the instructional notes of its category and subcategories.
-
-        ICD-10-CM conventions: includes, excludes and "code first / use additional / code
-        also" notes at a category apply to every code below it, so a coder looking at E11.9
-        must see E11's "use additional code" note. Each inherited line names its source code.
-        Chapter and block notes are left out: they are long and rarely decide a code.
-        """
-        notes = {key: list(values) for key, values in own.items()}
-        if system != CodeSystem.ICD10CM.value:
-            return {key: tuple(values) for key, values in notes.items()}
-        for ancestor_id in ancestor_ids:
-            for key, values in self._inheritable_notes(ancestor_id).items():
-                notes.setdefault(key, []).extend(values)
-        return {key: tuple(values) for key, values in notes.items() if values}
-
-    def _inheritable_notes(self, row_id: int) -> dict[str, list[str]]:
-        """Notes of an ancestor row that apply to its descendants, tagged with its code."""
-        cached = self._ancestor_notes.get(row_id)
-        if cached is not None:
-            return cached
-        kind, code, raw = self._conn.execute(
-            "SELECT kind, code, details FROM codes WHERE id = ?", (row_id,)
-        ).fetchone()
-        inherited: dict[str, list[str]] = {}
-        if kind in _NOTE_SOURCE_KINDS and raw and raw != "{}":
-            notes = json.loads(raw).get("notes", {})
-            for key in _INHERITED_NOTE_KEYS:
-                if notes.get(key):
-                    inherited[key] = [f"{line} [{code}]" for line in notes[key]]
-        if len(self._ancestor_notes) > 5_000:
-            self._ancestor_notes.clear()
-        self._ancestor_notes[row_id] = inherited
-        return inherited
+        """A code's notes; for ICD-10-CM with every ancestor's (`bot.codes.inherited_notes`)."""
+        if system == CodeSystem.ICD10CM.value:
+            return self._inherited.notes(details, ancestor_ids)
+        return {key: tuple(values) for key, values in details.get("notes", {}).items() if values}
 
     def _attributes(
         self, details: dict[str, Any], parent_id: int | None
@@ -241,8 +209,18 @@ class CodeCatalog:
             self._parent_attrs[parent_id] = inherited
         return inherited + own
 
-    def lookup(self, raw: str) -> list[CodeCard]:
+    @property
+    def calendar(self) -> ReleaseCalendar:
+        """The releases held per code set (which one is in force on a day)."""
+        with self._lock:
+            self._fresh()
+            return self._dated.calendar
+
+    def lookup(self, raw: str, as_of: date | None = None) -> list[CodeCard]:
         """Every code whose key matches what the user typed (case, dot, space insensitive).
+
+        `as_of` is the date of service: the card shows the release in force that day (title,
+        billable status; not valid that day says so). None: the newest release held.
 
         A dotted input is an ICD-10-CM code only. Otherwise a key present in several code
         sets (B00: ICD-10-CM category and PCS table) returns one card per set, ICD-10-CM
@@ -251,7 +229,7 @@ class CodeCatalog:
         key = normalize_code(raw)
         if not key:
             return []
-        cache_key = (key, "." in raw)
+        cache_key = (key, "." in raw, as_of)
         with self._lock:
             self._fresh()
             cached = self._cards.get(cache_key)
@@ -264,13 +242,15 @@ class CodeCatalog:
             if "." in raw:
                 rows = [r for r in rows if r[1] == CodeSystem.ICD10CM.value]
             rows.sort(key=lambda r: SYSTEM_ORDER.get(r[1], len(SYSTEM_ORDER)))
-            cards = tuple(self._card(r) for r in rows)
+            cards = tuple(self._dated.apply(self._card(r), as_of) for r in rows)
             self._cards[cache_key] = cards
             if len(self._cards) > CARD_CACHE_SIZE:
                 self._cards.popitem(last=False)
             return list(cards)
 
-    def get(self, system: CodeSystem | str, code: str) -> CodeCard | None:
+    def get(
+        self, system: CodeSystem | str, code: str, as_of: date | None = None
+    ) -> CodeCard | None:
         """The card of one code in one system, by display code (E11.9) or key (E119)."""
         system_value = CodeSystem(system).value
         with self._lock:
@@ -284,7 +264,7 @@ class CodeCatalog:
                     f"SELECT {_CARD_COLUMNS} FROM codes WHERE key = ? AND system = ?",
                     (normalize_code(code), system_value),
                 ).fetchone()
-            return None if row is None else self._card(row)
+            return None if row is None else self._dated.apply(self._card(row), as_of)
 
     # ------------------------------------------------------------------ suggestions
 
