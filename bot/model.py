@@ -167,7 +167,9 @@ class Reply:
     to post in channel instead of ephemerally (share). `title` is a short summary line,
     usable as a platform's fallback/notification text. `replayed` is true when this request
     id had already been charged (a platform retry): an adapter that posts answers on its
-    own (Slack events) may skip posting it again.
+    own (Slack events) may skip posting it again. `user_text` lists the parts of `text` that
+    users typed (display names, note text): an adapter whose markup could bring them to life
+    (Discord markdown: masked links, headers) escapes those parts and keeps its own markup.
     """
 
     kind: ReplyKind
@@ -178,3 +180,4 @@ class Reply:
     public: bool = False
     title: str = ""
     replayed: bool = False
+    user_text: tuple[str, ...] = ()

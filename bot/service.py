@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from bot.clock import Clock, utc_today
-from bot.commands import Command, CommandKind, parse
+from bot.commands import Command, CommandKind, clean_text, parse
 from bot.model import (
     Action,
     CodeCard,
@@ -84,7 +84,8 @@ class LookupService:
     def autocomplete(self, prefix: str, limit: int = AUTOCOMPLETE_LIMIT) -> list[CodeRef]:
         """Codes matching a partly typed query; free of quota. Never raises."""
         try:
-            text = prefix.strip()[:100]
+            # the same normalisation as a command (NFKC: full-width Ｅ１１ is E11)
+            text = clean_text(prefix[:400])[:100]
             return self._search.autocomplete(text, limit=limit) if text else []
         except Exception:
             log.exception("autocomplete failed")
