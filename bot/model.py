@@ -139,6 +139,7 @@ class SearchHit:
     title: str
     score: float
     billable: bool = True
+    why: tuple[str, ...] = ()  # with explain: why it matched (words, synonyms, index terms)
 
 
 class ReplyKind(StrEnum):
