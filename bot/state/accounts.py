@@ -367,10 +367,12 @@ class StateAccounts:
         if not top:
             return _info(f"No lookups charged since {since} (UTC).", "Usage")
         lines = [f"Top users since {since} (UTC):"]
+        names: list[str] = []
         for rank, (user_id, name, total) in enumerate(top, start=1):
             shown = f"{name} ({user_id})" if name and name != user_id else user_id
+            names.append(name or "")
             lines.append(f"{rank}. {shown}: {lookups(total)}")
-        return _info("\n".join(lines), "Usage")
+        return _info("\n".join(lines), "Usage", names)
 
     # ------------------------------------------------------------------ notes
 
@@ -392,7 +394,7 @@ class StateAccounts:
         typed = command.codes[0].text
         note_key = self._note_key(typed)
         if note_key is None:
-            return _info(f"{typed[:20]} is not a valid code.", "Note not saved")
+            return _info(f"{typed[:20]} is not a valid code.", "Note not saved", [typed[:20]])
         system, code_key, code = note_key
         user = request.user
         deleting = command.args == ("delete",)
@@ -420,7 +422,7 @@ class StateAccounts:
             return _info(f"There is no team note on {code}.", "No note")
         if change is NoteChange.REMOVED:
             return _info(f"The team note on {code} is removed.", "Note removed")
-        return _info(f"Team note on {code} {change.value}: {text}", "Note saved")
+        return _info(f"Team note on {code} {change.value}: {text}", "Note saved", [text])
 
     # ------------------------------------------------------------------ recent, stats
 
@@ -430,13 +432,14 @@ class StateAccounts:
         if not rows:
             return _info("Your team has no lookups yet.", "Recent lookups")
         lines = [f"Your team's last {len(rows)} lookups:"]
+        names = sorted({row.display_name or "" for row in rows})
         for row in rows:
             when = parse_timestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
             lines.append(
                 f"{when} UTC · {row.display_name} · {row.code} "
                 f"({_system_label(row.system)}) {_clip(row.title, 80)}"
             )
-        return _info("\n".join(lines), "Recent lookups")
+        return _info("\n".join(lines), "Recent lookups", names)
 
     async def _stats(self, user: UserRef) -> Reply:
         await self.flush()
@@ -461,8 +464,9 @@ class StateAccounts:
         return _info("\n".join(lines), "Team stats")
 
 
-def _info(text: str, title: str) -> Reply:
-    return Reply(ReplyKind.INFO, text=text, title=title)
+def _info(text: str, title: str, user_text: Sequence[str] = ()) -> Reply:
+    # user_text: the parts of `text` users typed, for adapters to escape (Reply.user_text)
+    return Reply(ReplyKind.INFO, text=text, title=title, user_text=tuple(t for t in user_text if t))
 
 
 def _pool_line(pool: PoolState, now: datetime) -> str:
