@@ -29,6 +29,7 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.recently_shown import RecentlyShown
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
 
@@ -41,6 +42,7 @@ HELP_TEXT = """\
 codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 (and CPT® once an admin loads a licensed file).
 • /code E11.9 — look a code up (several at once: /code E11.9 I10 A0425; case and dots don't matter)
+• /code full E11.9 — the whole card, every note (free right after the lookup)
 • /code E11 — a category: not billable, with its children
 • /code -LT or /code modifier LT — HCPCS modifiers
 • /code knee brace — search by words (typos are fine)
@@ -68,6 +70,7 @@ class LookupService:
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+        self._shown = RecentlyShown()  # cards each user just saw: their full card is free
         self._clock = clock
 
     async def handle(self, request: Request) -> Reply:
@@ -111,7 +114,7 @@ class LookupService:
             return Reply(ReplyKind.INFO, text=HELP_TEXT, title="codebot help")
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
-        if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+        if kind in (CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.FULL):
             day = command.as_of or self._clock()
             # Only a parse that kept the text as a query may fall back to a search; resolve
             # the codes once either way.
@@ -124,7 +127,11 @@ class LookupService:
                 items = maybe_items
             items, omitted = shown_items(items, command.skipped)
             return await self._cards_reply(
-                request, items, share=kind is CommandKind.SHARE, omitted=omitted
+                request,
+                items,
+                share=kind is CommandKind.SHARE,
+                omitted=omitted,
+                full=kind is CommandKind.FULL,
             )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
@@ -141,13 +148,20 @@ class LookupService:
         *,
         share: bool,
         omitted: tuple[str, ...] = (),
+        full: bool = False,
     ) -> Reply:
-        """Cards, charged one per card shown (`items` is already what every platform shows)."""
+        """Cards, charged one per card shown (`items` is already what every platform shows).
+
+        A full card of a code this user was just shown costs nothing more.
+        """
         cards = [item for item in items if isinstance(item, CodeCard)]
         title = ", ".join(_card_label(item) for item in items[:5])
         if not cards:
-            return Reply(ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted)
-        cost = self._accounts.cost("share" if share else "lookup") * len(cards)
+            return Reply(
+                ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted, full=full
+            )
+        paid = [c for c in cards if not (full and self._shown.was_shown(request.user, c))]
+        cost = self._accounts.cost("share" if share else "lookup") * len(paid)
         # one round trip: the charge, then (if allowed) the team notes on these cards
         outcome, notes = await self._accounts.charge_and_notes(
             request.user,
@@ -168,7 +182,8 @@ class LookupService:
         except Exception:
             await self._accounts.refund(request.user, request.request_id)
             raise
-        actions = () if share else card_actions(cards)
+        self._shown.remember(request.user, cards)
+        actions = () if share else card_actions(cards, full=full)
         return Reply(
             ReplyKind.CARDS,
             items=with_notes,
@@ -178,6 +193,7 @@ class LookupService:
             title=title,
             replayed=outcome.replayed,
             omitted=omitted,
+            full=full,
         )
 
     # ------------------------------------------------------------------ search
