@@ -44,6 +44,7 @@ from adapters.slack_guard import SlackRequestGuard
 from adapters.slack_urls import trusted_response_url
 from bot.commands import CommandKind, parse
 from bot.config import Settings
+from bot.logsafe import safe
 from bot.model import Reply, Request, UserRef
 from bot.service import error_reply
 
@@ -269,7 +270,9 @@ class SlackAdapter:
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error(
-            "listener failed for %s: %s", body.get("type") or body.get("command"), type(error)
+            "listener failed for %s: %s",
+            safe(body.get("type") or body.get("command"), 40),
+            type(error).__name__,
         )
 
     async def _cleanup(self, _app: web.Application) -> None:
@@ -404,7 +407,7 @@ class SlackAdapter:
         message_ts = str(container.get("message_ts") or action.get("action_ts") or "")
         request_id = f"slack:act:{channel}:{message_ts}:{action_id}:{user_id}"
         if not self._clicks.add_new(request_id):
-            log.info("double click ignored (%s)", action_id)
+            log.info("double click ignored (%s)", safe(action_id))
             return
         team_id = str((body.get("team") or {}).get("id") or slack_user.get("team_id") or "")
         origin = _Origin(
@@ -450,7 +453,9 @@ class SlackAdapter:
         if skip_replayed and reply.replayed:
             # Slack retried an event that another process (sharing the state DB) already
             # charged: that process answers it, so posting again would double the answer.
-            log.info("%s was already charged elsewhere (Slack retry); not posting", turn.request_id)
+            log.info(
+                "%s was already charged elsewhere (Slack retry); not posting", safe(turn.request_id)
+            )
             return
         await self._deliver(reply, origin)
 
@@ -501,7 +506,7 @@ class SlackAdapter:
         if not event_id:
             event_id = f"{event.get('channel')}:{event.get('ts')}"
         if not self._events.add_new(event_id):
-            log.info("event %s already answered (Slack retry); not posting again", event_id)
+            log.info("event %s already answered (Slack retry); not posting again", safe(event_id))
             return
         turn = _Turn(
             team_id=str(body.get("team_id") or event.get("team") or ""),
