@@ -579,9 +579,10 @@ def _basic_auth(header: str) -> tuple[str, str]:
     return client_id, secret
 
 
-def slack_signature(secret: str, timestamp: str, body: str) -> str:
+def slack_signature(secret: str, timestamp: str, body: str | bytes) -> str:
     """Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{body}`."""
-    base = f"v0:{timestamp}:{body}".encode()
+    raw = body.encode() if isinstance(body, str) else body
+    base = f"v0:{timestamp}:".encode() + raw
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
@@ -751,7 +752,7 @@ class SlackSender(_SlackSide):
 
     async def post(
         self,
-        body: str,
+        body: str | bytes,
         content_type: str,
         *,
         timestamp: int | None = None,
@@ -766,7 +767,8 @@ class SlackSender(_SlackSide):
             "X-Slack-Signature": slack_signature(secret or self.secret, stamp, body),
             **(headers or {}),
         }
-        async with self.session.post(self.url, data=body.encode(), headers=signed) as response:
+        raw = body.encode() if isinstance(body, str) else body
+        async with self.session.post(self.url, data=raw, headers=signed) as response:
             sent = SentResponse(response.status, await response.text(), dict(response.headers))
         if sent.status == 200 and sent.text.startswith("{"):
             payload = sent.json()
