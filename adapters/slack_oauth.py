@@ -81,7 +81,9 @@ def slack_mode(settings: Settings) -> SlackMode:
     has_id, has_secret = bool(settings.slack_client_id), bool(settings.slack_client_secret)
     if has_id != has_secret:
         missing = "SLACK_CLIENT_SECRET" if has_id else "SLACK_CLIENT_ID"
-        raise SlackConfigError(f"OAuth needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET: {missing} is not set")
+        raise SlackConfigError(
+            f"OAuth needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET: {missing} is not set"
+        )
     if has_id and settings.slack_bot_token:
         raise SlackConfigError(
             "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are both set: choose one "
@@ -154,7 +156,7 @@ def installation_from_json(data: Mapping[str, Any]) -> Installation:
 # ---------------------------------------------------------------- bolt's store interfaces
 
 
-class StateDbInstallationStore(AsyncInstallationStore):  # type: ignore[misc]
+class StateDbInstallationStore(AsyncInstallationStore):
     """bolt's installation store over `bot.installations` (both state backends)."""
 
     def __init__(self, records: Installations) -> None:
@@ -234,7 +236,7 @@ class StateDbInstallationStore(AsyncInstallationStore):  # type: ignore[misc]
                 log.info("slack: uninstalled from %s (usage data kept)", _describe(key))
 
 
-class StateDbOAuthStateStore(AsyncOAuthStateStore):  # type: ignore[misc]
+class StateDbOAuthStateStore(AsyncOAuthStateStore):
     """One-use OAuth `state` values in the state database (any replica can check them)."""
 
     def __init__(self, records: Installations, expiration_seconds: int = STATE_SECONDS) -> None:

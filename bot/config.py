@@ -166,4 +166,3 @@ def parse_shard_ids(text: str, shard_count: int | None) -> tuple[int, ...]:
             raise ConfigError(f"DISCORD_SHARD_IDS names shard {min(ids & span)} twice")
         ids |= span
     return tuple(sorted(ids))
-

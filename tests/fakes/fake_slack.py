@@ -599,13 +599,18 @@ class SentResponse:
         return json.loads(self.text) if self.text.strip() else {}
 
 
+_SENT_IDS = itertools.count(1)
+
+
 class _SlackSide:
     """What Slack sends, as dicts: slash commands, Events API callbacks, button clicks."""
 
     def __init__(self, fake: FakeSlack, team_id: str = "T0001") -> None:
         self.fake = fake
         self.team_id = team_id
-        self._ids = itertools.count(1)
+        # Slack's event and trigger ids are unique across all workspaces: one counter for
+        # every sender (several workspaces talk to one app in the OAuth tests).
+        self._ids = _SENT_IDS
 
     def _next(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}"
