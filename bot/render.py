@@ -46,11 +46,28 @@ def render_text(reply: Reply) -> str:
         parts.append(_render_search(reply))
     elif reply.kind is ReplyKind.CARDS:
         parts.extend(render_item(item) for item in reply.items)
+        parts.append(omitted_line(reply))
     elif reply.text:
         parts.append(reply.text)
     if reply.notice:
         parts.append(reply.notice)
     return "\n\n".join(part for part in parts if part)
+
+
+MAX_OMITTED_NAMED = 20
+
+
+def omitted_line(reply: Reply) -> str:
+    """ "Not answered: E18, E19 …" for codes the reply leaves out ('' when none)."""
+    if not reply.omitted:
+        return ""
+    named = [code[:12] for code in reply.omitted[:MAX_OMITTED_NAMED]]
+    more = len(reply.omitted) - len(named)
+    tail = f" and {more} more" if more else ""
+    return (
+        f"Not answered (up to 10 codes per message, not charged): {', '.join(named)}{tail}. "
+        "Send them in another message."
+    )
 
 
 def render_item(item: ReplyItem) -> str:
@@ -71,11 +88,36 @@ def billing_status(card: CodeCard) -> str:
     if card.status == "terminated":
         ended = card.effective.get("terminated", "")
         return f"TERMINATED {ended}".strip()
+    dated = dated_status(card)
+    if dated:
+        return dated
     if card.kind == "modifier":
         return "modifier"
     if card.billable:
         return "billable"
     return f"not billable ({card.kind.replace('_', ' ')})"
+
+
+def dated_status(card: CodeCard) -> str:
+    """The status of a code not valid on the card's date: `NOT VALID before 2025-10-01`…"""
+    if card.status == "not_yet_valid":
+        return f"NOT VALID before {card.effective.get('valid_from', '')}".strip()
+    if card.status in ("not_valid", "deleted"):
+        until = card.effective.get("valid_to", "")
+        return f"NOT VALID: deleted, valid through {until}" if until else "NOT VALID: deleted"
+    return ""
+
+
+def release_line(card: CodeCard) -> str:
+    """`ICD-10-CM FY2027 (as of 2025-03-01)`: the release the card answers from."""
+    release = card.effective.get("release", "")
+    if not release:
+        return ""
+    line = f"{card.system.label} {release}"
+    notes_from = card.source.get("notes_release", "")
+    if notes_from and notes_from != release and card.notes:
+        line += f", notes from the {notes_from} tabular"
+    return line + (f" (as of {card.as_of})" if card.as_of else "")
 
 
 def note_label(key: str) -> str:
@@ -130,9 +172,18 @@ def render_card(card: CodeCard) -> str:
             continue
         tail = f"; … and {more} more" if more else ""
         lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
-    dates = [f"{name} {value}" for name, value in card.effective.items() if value]
+    dates = [
+        f"{name.replace('_', ' ')} {value}"
+        for name, value in card.effective.items()
+        if value and name != "release"
+    ]
     if dates:
         lines.append("Dates: " + ", ".join(dates))
+    release = release_line(card)
+    if release:
+        lines.append("Release: " + release)
+    if card.history:
+        lines.append("History: " + "; ".join(card.history))
     if card.team_note:
         author = f" ({card.team_note_author})" if card.team_note_author else ""
         lines.append(f"Team note{author}: {card.team_note}")
@@ -141,6 +192,16 @@ def render_card(card: CodeCard) -> str:
 
 def render_cpt_info(item: CptInfo) -> str:
     """What we may say about a CPT code without a licensed file."""
+    if item.kind == "modifier":
+        lines = [
+            f"{item.code} is a CPT® modifier (two digits). CPT® modifiers and their "
+            "descriptors are licensed by the AMA and no licensed CPT file is loaded. "
+            "An admin can load one with `codebot data import-cpt FILE`."
+        ]
+        if item.see_also:
+            lines.append(f"HCPCS Level II modifiers CMS uses for specific cases of {item.code}:")
+            lines.extend(f"  {ref.code}  {ref.title}" for ref in item.see_also)
+        return "\n".join(lines)
     return (
         f"{item.code} is a CPT® code ({item.section}, {item.range_label}).\n"
         "CPT® descriptors are licensed by the AMA and no licensed CPT file is loaded. "

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
-from bot.commands import Command, CommandKind, parse
+from bot.clock import Clock, utc_today
+from bot.commands import Command, CommandKind, clean_text, parse
 from bot.model import (
     Action,
     CodeCard,
@@ -28,6 +29,7 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,20 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 class LookupService:
     """Answers every chat command. Adapters call `handle`; nothing here is platform-specific."""
 
-    def __init__(self, catalog: CodeLookup, search: CodeSearch, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        catalog: CodeLookup,
+        search: CodeSearch,
+        accounts: Accounts,
+        *,
+        clock: Clock = utc_today,
+    ) -> None:
+        """`clock` says what day "today" is (the date of service when none is named)."""
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+        self._clock = clock
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -74,7 +85,8 @@ class LookupService:
     def autocomplete(self, prefix: str, limit: int = AUTOCOMPLETE_LIMIT) -> list[CodeRef]:
         """Codes matching a partly typed query; free of quota. Never raises."""
         try:
-            text = prefix.strip()[:100]
+            # the same normalisation as a command (NFKC: full-width Ｅ１１ is E11)
+            text = clean_text(prefix[:400])[:100]
             return self._search.autocomplete(text, limit=limit) if text else []
         except Exception:
             log.exception("autocomplete failed")
@@ -100,16 +112,20 @@ class LookupService:
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
         if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+            day = command.as_of or self._clock()
             # Only a parse that kept the text as a query may fall back to a search; resolve
             # the codes once either way.
             if not command.query:
-                items = self._resolver.items(command.codes)
+                items = self._resolver.items(command.codes, day)
             else:
-                maybe_items = self._resolver.items_or_none(command.codes)
+                maybe_items = self._resolver.items_or_none(command.codes, day)
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items
-            return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
+            items, omitted = shown_items(items, command.skipped)
+            return await self._cards_reply(
+                request, items, share=kind is CommandKind.SHARE, omitted=omitted
+            )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
         if kind is CommandKind.NOTE:
@@ -118,11 +134,19 @@ class LookupService:
 
     # ------------------------------------------------------------------ lookup
 
-    async def _cards_reply(self, request: Request, items: list[ReplyItem], *, share: bool) -> Reply:
+    async def _cards_reply(
+        self,
+        request: Request,
+        items: list[ReplyItem],
+        *,
+        share: bool,
+        omitted: tuple[str, ...] = (),
+    ) -> Reply:
+        """Cards, charged one per card shown (`items` is already what every platform shows)."""
         cards = [item for item in items if isinstance(item, CodeCard)]
         title = ", ".join(_card_label(item) for item in items[:5])
         if not cards:
-            return Reply(ReplyKind.CARDS, items=tuple(items), title=title)
+            return Reply(ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted)
         cost = self._accounts.cost("share" if share else "lookup") * len(cards)
         # one round trip: the charge, then (if allowed) the team notes on these cards
         outcome, notes = await self._accounts.charge_and_notes(
@@ -144,13 +168,7 @@ class LookupService:
         except Exception:
             await self._accounts.refund(request.user, request.request_id)
             raise
-        actions = (
-            ()
-            if share
-            else tuple(
-                Action("share", f"share {card.code}", f"Share {card.code}") for card in cards[:5]
-            )
-        )
+        actions = () if share else card_actions(cards)
         return Reply(
             ReplyKind.CARDS,
             items=with_notes,
@@ -159,6 +177,7 @@ class LookupService:
             public=share,
             title=title,
             replayed=outcome.replayed,
+            omitted=omitted,
         )
 
     # ------------------------------------------------------------------ search
