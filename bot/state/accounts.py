@@ -80,6 +80,7 @@ class StateAccounts:
         self._known_names: dict[tuple[str, str, str], str] = {}
         self._pending: list[HistoryRow] = []  # lookup history not yet written
         self._deliveries: list[Delivery] = []  # delivery records not yet written
+        self._flush_lock = asyncio.Lock()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_tasks: set[asyncio.Future[None]] = set()
 
@@ -185,6 +186,12 @@ class StateAccounts:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        # one flush at a time: a read after flush() must see rows a timer's flush took
+        # (on PostgreSQL two pooled connections would otherwise race)
+        async with self._flush_lock:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:FLUSH_ROWS], self._pending[FLUSH_ROWS:]
             await self.store.insert_lookups(batch)
