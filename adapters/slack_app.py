@@ -56,9 +56,9 @@ from adapters.slack_oauth import (
 from adapters.slack_urls import trusted_response_url
 from bot.commands import CommandKind, parse
 from bot.config import Settings
-from bot.installations import Installations, open_installations
 from bot.model import Reply, Request, UserRef
 from bot.service import error_reply
+from bot.state.installations import Installations, open_installations
 
 log = logging.getLogger("codebot.slack")
 

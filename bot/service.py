@@ -29,6 +29,7 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.release_replies import changes_answer, history_answer
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
 from bot.spend_guard import SpendGuard
@@ -46,6 +47,8 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 • /code -LT or /code modifier LT — HCPCS modifiers
 • /code knee brace — search by words (typos are fine)
 • /code search icd10cm knee — search one code set (icd10cm, icd10pcs, hcpcs, cpt)
+• /code E11.9 on 2025-03-01 — as of a date of service (also dos 2025-03-01, @2025-03-01)
+• /code history E11.9 · /code changes icd10cm FY2027 — a code's timeline; what a release changed
 • /code share E11.9 — post a code to the channel
 • /code recent · /code stats — the team's recent lookups and usage
 • /code note E11.9 TEXT — a team note on a code (/code note E11.9 delete removes it)
@@ -195,6 +198,8 @@ class LookupService:
             )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
+        if kind in (CommandKind.HISTORY, CommandKind.CHANGES):
+            return await self._release_reply(request, command)
         if kind is CommandKind.NOTE:
             return await self._note_reply(request, command)
         return await self._accounts.handle(request, command)
@@ -278,6 +283,30 @@ class LookupService:
             notice=outcome.notice,
             actions=actions,
             title=f"Codes matching \u201c{shown_query}\u201d",
+            replayed=outcome.replayed,
+        )
+
+    # ------------------------------------------------------------------ releases
+
+    async def _release_reply(self, request: Request, command: Command) -> Reply:
+        """`/code history CODE`, `/code changes SET RELEASE`: one lookup each."""
+        if command.kind is CommandKind.HISTORY:
+            answer = history_answer(self._catalog, command)
+        else:
+            answer = changes_answer(self._catalog, command, command.as_of or self._clock())
+        if not answer.found:
+            return Reply(ReplyKind.INVALID, text=answer.text, title=answer.title)
+        outcome = await self._accounts.charge(
+            request.user, request.request_id, self._accounts.cost("lookup")
+        )
+        if not outcome.allowed:
+            return _exhausted(outcome)
+        return Reply(
+            ReplyKind.INFO,
+            text=answer.text,
+            notice=outcome.notice,
+            actions=answer.actions,
+            title=answer.title,
             replayed=outcome.replayed,
         )
 
