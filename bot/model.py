@@ -117,11 +117,17 @@ class NotFound:
 
 @dataclass(frozen=True)
 class CptInfo:
-    """A CPT-shaped code when no licensed CPT file is loaded: what we may say about it."""
+    """A CPT-shaped code when no licensed CPT file is loaded: what we may say about it.
+
+    `kind` is "code" or "modifier" (two digits: 25, 59); `see_also` holds public HCPCS
+    Level II codes a coder may use instead (59 -> XE, XP, XS, XU).
+    """
 
     code: str
     section: str
     range_label: str
+    kind: str = "code"
+    see_also: tuple[CodeRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,8 @@ class Reply:
     own (Slack events) may skip posting it again. `user_text` lists the parts of `text` that
     users typed (display names, note text): an adapter whose markup could bring them to life
     (Discord markdown: masked links, headers) escapes those parts and keeps its own markup.
+    `omitted` names what the user asked for and the reply leaves out (more than 10 codes):
+    every renderer says so.
     """
 
     kind: ReplyKind
@@ -181,3 +189,4 @@ class Reply:
     title: str = ""
     replayed: bool = False
     user_text: tuple[str, ...] = ()
+    omitted: tuple[str, ...] = ()  # codes asked for but not answered (over the limit)

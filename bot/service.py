@@ -29,7 +29,9 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
+from bot.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class LookupService:
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
         self._clock = clock
+        self._spend = SpendGuard(accounts)  # refused users are charged before any search
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -121,7 +124,10 @@ class LookupService:
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items
-            return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
+            items, omitted = shown_items(items, command.skipped)
+            return await self._cards_reply(
+                request, items, share=kind is CommandKind.SHARE, omitted=omitted
+            )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
         if kind is CommandKind.NOTE:
@@ -130,11 +136,19 @@ class LookupService:
 
     # ------------------------------------------------------------------ lookup
 
-    async def _cards_reply(self, request: Request, items: list[ReplyItem], *, share: bool) -> Reply:
+    async def _cards_reply(
+        self,
+        request: Request,
+        items: list[ReplyItem],
+        *,
+        share: bool,
+        omitted: tuple[str, ...] = (),
+    ) -> Reply:
+        """Cards, charged one per card shown (`items` is already what every platform shows)."""
         cards = [item for item in items if isinstance(item, CodeCard)]
         title = ", ".join(_card_label(item) for item in items[:5])
         if not cards:
-            return Reply(ReplyKind.CARDS, items=tuple(items), title=title)
+            return Reply(ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted)
         cost = self._accounts.cost("share" if share else "lookup") * len(cards)
         # one round trip: the charge, then (if allowed) the team notes on these cards
         outcome, notes = await self._accounts.charge_and_notes(
@@ -143,6 +157,7 @@ class LookupService:
             cost,
             [(card.system.value, card.code) for card in cards],
         )
+        self._spend.note(request.user, outcome)
         if not outcome.allowed:
             return _exhausted(outcome)
         try:
@@ -156,13 +171,7 @@ class LookupService:
         except Exception:
             await self._accounts.refund(request.user, request.request_id)
             raise
-        actions = (
-            ()
-            if share
-            else tuple(
-                Action("share", f"share {card.code}", f"Share {card.code}") for card in cards[:5]
-            )
-        )
+        actions = () if share else card_actions(cards)
         return Reply(
             ReplyKind.CARDS,
             items=with_notes,
@@ -171,6 +180,7 @@ class LookupService:
             public=share,
             title=title,
             replayed=outcome.replayed,
+            omitted=omitted,
         )
 
     # ------------------------------------------------------------------ search
@@ -178,16 +188,21 @@ class LookupService:
     async def _search_reply(self, request: Request, query: str, system: CodeSystem | None) -> Reply:
         if system is CodeSystem.CPT and not self._catalog.has_cpt():
             return Reply(ReplyKind.INFO, text=_CPT_NOT_LOADED, title="CPT® not loaded")
+        cost = self._accounts.cost("search")
+        early = await self._spend.charge_first(request, cost)
+        if early is not None and not early.allowed:
+            return _exhausted(early)  # nothing left: refused before any search work
         hits: Sequence[SearchHit] = self._search.search(query, system=system, limit=SEARCH_LIMIT)
         shown_query = query[:100]
         if not hits:
+            await self._spend.undo(request, early)
             return Reply(
                 ReplyKind.SEARCH,
                 text=shown_query,
                 title=f"No codes match \u201c{shown_query}\u201d",
             )
-        cost = self._accounts.cost("search")
-        outcome = await self._accounts.charge(request.user, request.request_id, cost)
+        outcome = early or await self._accounts.charge(request.user, request.request_id, cost)
+        self._spend.note(request.user, outcome)
         if not outcome.allowed:
             return _exhausted(outcome)
         actions = tuple(Action("show", hit.code, hit.code) for hit in hits)
