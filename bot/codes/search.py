@@ -557,6 +557,12 @@ class SearchEngine:
                 order = _children_first(hits)
                 hits = [hits[i] for i in order]
                 best = [best[i] for i in order]
+            # Scores follow the final order (hygiene may lift a code above a better score).
+            ceiling = math.inf
+            for i, hit in enumerate(hits):
+                if hit.score > ceiling:
+                    hits[i] = replace(hit, score=ceiling)
+                ceiling = hits[i].score
             if origin is not None:
                 hits = [
                     replace(hit, why=self._why(state, doc, variants[origin.get(doc, 0)]))
