@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from bot.clock import clock_from_settings
 from bot.codes.catalog import CodeCatalog
+from bot.codes.integrity import check_code_db
+from bot.codes.integrity import describe as describe_damage
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
@@ -21,12 +23,25 @@ class CodeDatabaseMissing(RuntimeError):
     """The code database has not been built yet."""
 
 
-def open_code_data(settings: Settings) -> tuple[CodeCatalog, SearchEngine]:
-    """Open the built code database for lookup and search (read-only)."""
+class CodeDatabaseDamaged(CodeDatabaseMissing):
+    """The code database is truncated or corrupt (handled like a missing one: rebuild)."""
+
+
+def open_code_data(
+    settings: Settings, *, thorough: bool = False
+) -> tuple[CodeCatalog, SearchEngine]:
+    """Open the built code database for lookup and search (read-only).
+
+    Checks it first (bot/codes/integrity.py): cheaply always, page by page when `thorough`
+    (servers at start-up). Raises CodeDatabaseMissing / CodeDatabaseDamaged with one line.
+    """
     if not settings.codes_db.is_file():
         raise CodeDatabaseMissing(
             f"No code database at {settings.codes_db}. Build it with `codebot data build`."
         )
+    problems = check_code_db(settings.codes_db, thorough=thorough)
+    if problems:
+        raise CodeDatabaseDamaged(describe_damage(settings.codes_db, problems))
     try:
         search = SearchEngine.open(settings.codes_db)
     except SearchIndexError:
@@ -43,7 +58,7 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
 
     `warm` preloads the search vocabulary (servers: the first user should not wait for it).
     """
-    catalog, search = open_code_data(settings)
+    catalog, search = open_code_data(settings, thorough=warm)
     if warm:
         search.warm_up()
 
@@ -54,6 +69,8 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
 
     accounts = await open_accounts(settings, resolve=resolve)
     service = LookupService(catalog, search, accounts, clock=clock_from_settings(settings.today))
+    # a process killed between charging and answering left charges nobody was shown
+    await service.refund_undelivered()
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.
