@@ -277,8 +277,14 @@ def error_reply(reference: str) -> Reply:
 
 def _exhausted(outcome: ChargeOutcome) -> Reply:
     """Nothing left: no code content. The refusal already states the count and the way to get
-    more, so no separate notice line repeats it (a refused answer costs nothing)."""
-    return Reply(ReplyKind.EXHAUSTED, text=outcome.refusal, title="No code lookups left")
+    more, so no separate notice line repeats it (a refused answer costs nothing). A replayed
+    refusal says so, so a second process that received the same event does not answer too."""
+    return Reply(
+        ReplyKind.EXHAUSTED,
+        text=outcome.refusal,
+        title="No code lookups left",
+        replayed=outcome.replayed,
+    )
 
 
 def _card_label(item: ReplyItem) -> str:
