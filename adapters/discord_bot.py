@@ -85,6 +85,10 @@ class Service(Protocol):
         """Undo the charge of an answer that could not be delivered."""
         ...
 
+    async def delivered(self, request: Request) -> None:
+        """The answer was posted (the delivery record; see bot/service.py)."""
+        ...
+
 
 # Client -> adapter, so stateless component callbacks (which only get the interaction)
 # can reach the service. Weak so a closed client is not kept alive.
@@ -407,7 +411,9 @@ class DiscordAdapter:
             return
         message = render_reply(reply, ephemeral=True)
         delivered = await self._deliver(interaction, message)
-        if delivered is False and not reply.replayed:
+        if delivered:
+            await self.service.delivered(request)
+        elif delivered is False and not reply.replayed:
             # no answer reached the user: no charge (a replay charged nothing here, and
             # refunding it would undo the original's real charge)
             await self.service.refund(request)
@@ -479,6 +485,7 @@ class DiscordAdapter:
         rendered = render_reply(reply, ephemeral=False)
         try:
             await message.reply(mention_author=False, **_send_kwargs(rendered))
+            await self.service.delivered(request)
         except discord.HTTPException as error:
             log.error("discord: reply failed (%s %s)", error.status, error.code)
             await self.service.refund(request)
@@ -627,6 +634,9 @@ async def sync_commands(settings: Settings, guild_id: int | None = None) -> list
             return []
 
         async def refund(self, request: Request) -> None:
+            return None
+
+        async def delivered(self, request: Request) -> None:
             return None
 
     with _discord_endpoints(settings):

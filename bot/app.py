@@ -69,6 +69,8 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
 
     accounts = await open_accounts(settings, resolve=resolve)
     service = LookupService(catalog, search, accounts, clock=clock_from_settings(settings.today))
+    # a process killed between charging and answering left charges nobody was shown
+    await service.refund_undelivered()
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.

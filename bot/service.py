@@ -56,6 +56,25 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 • /code admin grant @user 50 | admin plan @user pro | admin plan team unlimited | admin usage"""
 
 
+# Commands whose charge row in the ledger is their processed-once record (a replay is
+# `replayed`); every other command claims its request id before it runs.
+_LEDGER_KINDS = frozenset({CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.SEARCH})
+MAX_REMEMBERED_DUPLICATES = 10_000
+ALREADY_ANSWERED = "That request was already answered."
+
+
+def _answered_free(command: Command, reply: Reply) -> bool:
+    """A lookup or search answered without a charge (not found, no hits, CPT not loaded):
+    nothing in the ledger records it, so it claims its id after the (read-only) answer."""
+    return (
+        command.kind in _LEDGER_KINDS
+        and not reply.notice
+        and not reply.replayed
+        and reply.kind is not ReplyKind.EXHAUSTED
+        and reply.kind is not ReplyKind.ERROR
+    )
+
+
 class LookupService:
     """Answers every chat command. Adapters call `handle`; nothing here is platform-specific."""
 
@@ -73,6 +92,8 @@ class LookupService:
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
         self._clock = clock
+        # request ids answered as duplicates here: their refunds/deliveries are not ours
+        self._duplicates: dict[str, None] = {}
         self._spend = SpendGuard(accounts)  # refused users are charged before any search
 
     async def handle(self, request: Request) -> Reply:
@@ -81,7 +102,12 @@ class LookupService:
             command = parse(request.text)
             if not request.request_id:
                 request = replace(request, request_id=f"auto-{uuid.uuid4().hex}")
-            return await self._dispatch(request, command)
+            elif command.kind not in _LEDGER_KINDS and not await self._claim(request):
+                return self._duplicate(request)
+            reply = await self._dispatch(request, command)
+            if _answered_free(command, reply) and not await self._claim(request):
+                return self._duplicate(request)
+            return reply
         except Exception:
             reference = uuid.uuid4().hex[:8]
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
@@ -99,10 +125,49 @@ class LookupService:
 
     async def refund(self, request: Request) -> None:
         """Undo the charge of a request whose answer the platform failed to deliver."""
+        if request.request_id in self._duplicates:
+            return  # the original answer, elsewhere, keeps its charge
         try:
             await self._accounts.refund(request.user, request.request_id)
         except Exception:
             log.exception("refund failed (platform %s)", request.user.platform)
+
+    async def delivered(self, request: Request) -> None:
+        """The adapter posted the answer: record it (crash refunds spare delivered charges)."""
+        if request.request_id in self._duplicates:
+            return
+        try:
+            await self._accounts.delivered(request)
+        except Exception:
+            log.exception("could not record a delivery (platform %s)", request.user.platform)
+
+    async def refund_undelivered(self) -> int:
+        """At start-up: refund charges a crashed process made but never delivered."""
+        try:
+            return await self._accounts.refund_undelivered()
+        except Exception:
+            log.exception("could not refund undelivered charges")
+            return 0
+
+    async def _claim(self, request: Request) -> bool:
+        """Processed once: False when another process (or this one) already took this id.
+
+        A state database that cannot record the claim (disk full, read-only) must not
+        silence free commands such as help: the request then goes ahead unclaimed.
+        """
+        try:
+            return await self._accounts.claim(request)
+        except Exception:
+            log.exception("could not record request id (platform %s)", request.user.platform)
+            return True
+
+    def _duplicate(self, request: Request) -> Reply:
+        """The answer to a request id that was already processed: adapters post nothing."""
+        self._duplicates[request.request_id] = None
+        while len(self._duplicates) > MAX_REMEMBERED_DUPLICATES:
+            self._duplicates.pop(next(iter(self._duplicates)))
+        log.info("request %s was already processed; not answering again", request.request_id)
+        return Reply(ReplyKind.INFO, text=ALREADY_ANSWERED, title="Already answered", replayed=True)
 
     async def close(self) -> None:
         """Release the state database."""
@@ -277,13 +342,12 @@ def error_reply(reference: str) -> Reply:
 
 def _exhausted(outcome: ChargeOutcome) -> Reply:
     """Nothing left: no code content. The refusal already states the count and the way to get
-    more, so no separate notice line repeats it (a refused answer costs nothing). A replayed
-    refusal says so, so a second process that received the same event does not answer too."""
+    more, so no separate notice line repeats it (a refused answer costs nothing)."""
     return Reply(
         ReplyKind.EXHAUSTED,
         text=outcome.refusal,
         title="No code lookups left",
-        replayed=outcome.replayed,
+        replayed=outcome.replayed,  # a retried refusal is not posted twice either
     )
 
 
