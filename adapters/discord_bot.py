@@ -36,18 +36,16 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord_choices import choice_pairs
 from adapters.discord_embeds import (
-    CHOICE_TEXT_MAX,
-    CHOICES_MAX,
     OPEN_SELECT_ID,
     RUN_PREFIX,
     DiscordMessage,
-    choice_label,
     error_message,
     render_reply,
 )
 from adapters.discord_shards import ShardedClient, make_client
-from bot.commands import CommandKind, clean_text, parse
+from bot.commands import CommandKind, parse
 from bot.config import ConfigError, Settings
 from bot.model import CodeRef, Reply, Request, UserRef
 
@@ -60,7 +58,6 @@ DEFER_AFTER_SECONDS = 2.0
 SEND_FAILED_TEXT = (
     "Sorry, I couldn't deliver that answer (Discord refused the message). Please try again."
 )
-_COMMAND_WORDS = ("share", "note", "search", "modifier")
 # Discord's error code for a second response to one interaction: another session (another
 # process on the same shard, e.g. during a rolling deploy) answered it first.
 ALREADY_ACKNOWLEDGED = 40060
@@ -357,23 +354,8 @@ class DiscordAdapter:
 
     def choices(self, current: str) -> list[app_commands.Choice[str]]:
         """Autocomplete choices for what the user typed so far (free, in-process, fast)."""
-        # normalised as the command will be (NFKC, spaces), so `ｓｈａｒｅ　Ｅ１１` completes too
-        text = clean_text(current[:400])
-        lead = ""
-        first, _, rest = text.partition(" ")
-        if first.lower() in _COMMAND_WORDS and rest:
-            # "share E11" completes the code and keeps the command word in the value.
-            lead, text = first.lower() + " ", rest
-        refs = self.service.autocomplete(text, limit=CHOICES_MAX) if text else []
-        choices: list[app_commands.Choice[str]] = []
-        seen: set[str] = set()
-        for ref in refs[:CHOICES_MAX]:
-            value = (lead + ref.code)[:CHOICE_TEXT_MAX]
-            if value in seen:
-                continue  # Discord rejects an answer whose choices repeat a value
-            seen.add(value)
-            choices.append(app_commands.Choice(name=choice_label(ref), value=value))
-        return choices
+        pairs = choice_pairs(self.service.autocomplete, current)
+        return [app_commands.Choice(name=name, value=value) for name, value in pairs]
 
     async def _answer_interaction(
         self, interaction: discord.Interaction[Any], request: Request
