@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from bot.accounts import open_accounts
 from bot.codes.catalog import CodeCatalog
+from bot.codes.knowledge import KnowledgeBase
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
@@ -52,7 +53,10 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         return (cards[0].system.value, cards[0].code) if cards else None
 
     accounts = await open_accounts(settings, resolve=resolve)
-    service = LookupService(catalog, search, accounts)
+    knowledge = KnowledgeBase.open(settings.codes_db)
+    if warm:
+        knowledge.warm_up()
+    service = LookupService(catalog, search, accounts, knowledge=knowledge)
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.
@@ -63,3 +67,4 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         yield service
     finally:
         await service.close()
+        knowledge.close()

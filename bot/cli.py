@@ -167,6 +167,11 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
         for status in database_status(settings.codes_db):
             counts = ", ".join(f"{name} {value:,}" for name, value in status.counts.items())
             print(f"{status.label:<16} {status.release:<24} {counts}")
+        from bot.codes.knowledge_build import knowledge_status
+
+        for source in knowledge_status(settings.codes_db):
+            counts = ", ".join(f"{name} {value:,}" for name, value in source.counts.items())
+            print(f"{source.label:<16} {source.release:<24} {counts} [{source.source}]")
         return EXIT_OK
     from bot.codes.cpt_import import CptImportError, import_cpt
 
@@ -207,6 +212,14 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     words = clean_text(" ".join(args.codes)).split(" ")[:50]
     tokens = [CodeToken(word, shape_of(word)) for word in words if word]
     items = CodeResolver(catalog).items(tokens)
+    from bot.codes.knowledge import KnowledgeBase
+    from bot.knowledge_cards import today_utc, with_coding
+
+    knowledge = KnowledgeBase.open(settings.codes_db)
+    try:
+        items = with_coding(items, knowledge, today_utc())
+    finally:
+        knowledge.close()
     if args.json:
         out: list[dict[str, Any]] = []
         for item in items:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.model import CodeCard, CptInfo, NotFound, Reply, ReplyItem, ReplyKind, SearchHit
+from bot.render_knowledge import coding_lines
 
 NOTE_LABELS = {
     "inclusion_terms": "Inclusion terms",
@@ -103,6 +104,7 @@ def render_card(card: CodeCard) -> str:
         shown = list(values[:MAX_NOTE_LINES])
         more = len(values) - len(shown)
         lines.append(f"{label}: " + "; ".join(shown) + (f"; … and {more} more" if more else ""))
+    lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
     if dates:
         lines.append("Dates: " + ", ".join(dates))

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import date
 
+from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, parse
+from bot.knowledge_cards import today_utc, with_coding
 from bot.model import (
     Action,
     CodeCard,
@@ -53,11 +56,21 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 class LookupService:
     """Answers every chat command. Adapters call `handle`; nothing here is platform-specific."""
 
-    def __init__(self, catalog: CodeLookup, search: CodeSearch, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        catalog: CodeLookup,
+        search: CodeSearch,
+        accounts: Accounts,
+        *,
+        knowledge: KnowledgeBase | None = None,
+        today: Callable[[], date] = today_utc,
+    ) -> None:
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+        self._knowledge = knowledge  # MS-DRG, MCE, HCC, POA, GEMs beside the cards
+        self._today = today
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -109,6 +122,7 @@ class LookupService:
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items
+            items = with_coding(items, self._knowledge, self._today())
             return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
