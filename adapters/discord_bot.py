@@ -46,6 +46,7 @@ from adapters.discord_embeds import (
     error_message,
     render_reply,
 )
+from adapters.discord_shards import ShardedClient, make_client
 from bot.commands import CommandKind, parse
 from bot.config import ConfigError, Settings
 from bot.model import CodeRef, Reply, Request, UserRef
@@ -245,14 +246,14 @@ class DiscordAdapter:
             "allowed_mentions": discord.AllowedMentions.none(),
             "max_messages": None,  # we never look at old messages: no cache
         }
-        if settings.discord_shard_count:
-            return discord.AutoShardedClient(shard_count=settings.discord_shard_count, **options)
-        return discord.Client(**options)
+        return make_client(settings.discord_shard_count, settings.discord_shard_ids, **options)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def _setup_hook(self) -> None:
         await _use_gateway_from_api(self.client, self.settings)
+        if isinstance(self.client, ShardedClient):
+            await self.client.learn_session_limits()
         self.client.add_dynamic_items(RunButton, OpenSelect)
         if self._sync:
             await _sync_tree(self.tree, self._sync_guild)

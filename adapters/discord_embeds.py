@@ -34,6 +34,7 @@ from bot.render import (
     children_count,
     distinct_short_title,
     note_label,
+    ordered_notes,
     render_cpt_info,
 )
 from bot.render_knowledge import coding_lines
@@ -338,7 +339,7 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
             for c in card.children[:MAX_CHILDREN_LINES]
         ]
         embed.add_lines_field(f"Children ({total})", lines, total, cap=budget * 25 // 100)
-    notes = [(key, values) for key, values in card.notes.items() if values]
+    notes = ordered_notes(card)
     for index, (key, values) in enumerate(notes):
         label = note_label(key)
         # Share what is left between the remaining notes (keeping room for the dates).

@@ -34,13 +34,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
+from adapters.slack_guard import SlackRequestGuard
 from bot.commands import CommandKind, parse
 from bot.config import Settings
 from bot.model import Reply, Request, UserRef
@@ -225,6 +226,7 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._hooks_host = urlsplit(api_base_url(settings.slack_api_url)).hostname or ""
+        self._guard = SlackRequestGuard(settings.slack_signing_secret)
         self._register()
 
     # ------------------------------------------------------------ wiring
@@ -253,8 +255,11 @@ class SlackAdapter:
 
     async def _dispatch_http(self, request: web.Request) -> web.Response:
         try:
-            bolt_request = await to_bolt_request(request)
-            bolt_response = await self.app.async_dispatch(bolt_request)
+            # size, signature and form are checked before bolt parses (or logs) anything
+            admitted = await self._guard.admit(request)
+            if isinstance(admitted, web.Response):
+                return admitted
+            bolt_response = await self.app.async_dispatch(admitted)
             return await _to_aiohttp_response(bolt_response)
         except Exception:
             # bolt handles listener errors itself; this is the last line so a bug never

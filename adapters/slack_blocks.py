@@ -25,10 +25,12 @@ from bot.model import (
     SearchHit,
 )
 from bot.render import (
+    SENTENCE_NOTE_KINDS,
     billing_status,
     children_count,
     distinct_short_title,
     note_label,
+    ordered_notes,
     render_cpt_info,
     render_text,
 )
@@ -205,7 +207,7 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
         heading = f"*Codes under {escape(card.code)}* ({total})"
         blocks.append(_section("\n".join([heading, *lines])))
 
-    notes = _notes_text(card.notes)
+    notes = _notes_text(ordered_notes(card))
     if notes:
         blocks.append(_section(notes))
 
@@ -225,18 +227,26 @@ def _mrkdwn_field(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": truncate(text, MAX_FIELD), "verbatim": True}
 
 
-def _notes_text(notes: Mapping[str, Sequence[str]]) -> str:
-    """Notes in compact form: one line per note type, a few items each, then "… and N more"."""
+def _notes_text(notes: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """Notes in compact form: one line per note type, a few items each, then "… and N more".
+
+    `notes` come in `bot.render.NOTE_ORDER`; a sentence kind ("Use additional code to …")
+    shows its sentences without a label, since each starts with its own verb.
+    """
     lines: list[str] = []
     used = 0
     skipped_types = 0
-    for key, values in notes.items():
+    for key, values in notes:
         if not values:
             continue
         label = note_label(key)
         shown = [escape(truncate(value, NOTE_ITEM_CHARS)) for value in values[:NOTE_ITEMS_SHOWN]]
         more = len(values) - len(shown)
-        line = f"*{escape(label)}:* " + "; ".join(shown) + (f"; … and {more} more" if more else "")
+        tail = f"; … and {more} more" if more else ""
+        if key in SENTENCE_NOTE_KINDS:
+            line = "\n".join(f"• {sentence}" for sentence in shown) + tail
+        else:
+            line = f"*{escape(label)}:* " + "; ".join(shown) + tail
         if used + len(line) + 1 > SECTION_BUDGET - 60:
             skipped_types += 1
             continue

@@ -25,6 +25,7 @@ from datetime import datetime
 from bot.codes.normalize import normalize_code
 from bot.commands import MAX_NOTE_CHARS, Command, CommandKind
 from bot.config import ConfigError, Settings
+from bot.logsafe import audit
 from bot.model import CodeSystem, Reply, ReplyKind, Request, UserRef
 from bot.plans import Period, Plan, PlanTable, lookups, month_start
 from bot.ports import Accounts, ChargeOutcome, LookupRecord, TeamNote
@@ -326,12 +327,13 @@ class SqliteAccounts:
         user = request.user
         if not self.is_admin(request):
             # ids only: never the message text, which could carry anything
-            logger.warning(
-                "refused admin command %r from non-admin %s:%s:%s",
-                action[:20],
-                user.platform,
-                user.tenant_id,
-                user.user_id,
+            audit(
+                "admin_refused",
+                level=logging.WARNING,
+                command=action[:20],
+                platform=user.platform,
+                tenant=user.tenant_id,
+                user=user.user_id,
             )
             return _info(
                 "Only admins can use `/code admin` (workspace admins and owners on Slack, "
@@ -367,7 +369,7 @@ class SqliteAccounts:
             pool = await self.ledger.grant(user, target, amount, by)
         except GrantRefused as refused:
             return _info(f"Not granted: {refused.reason}.", "Grant refused")
-        logger.info("admin %s granted %d lookups to %s", by, amount, "team" if team else target)
+        audit("grant", by=by, amount=amount, to="team" if team else target)
         who = "the team" if team else _mention(target or "")
         left = notice_text(pool.plan, pool.remaining, self.ledger.now(), team=team)
         return _info(f"Granted {lookups(amount)} to {who}. {left}", "Granted")
@@ -378,7 +380,7 @@ class SqliteAccounts:
         available = ", ".join(sorted(self.plans.plans))
         if team and plan_name in TEAM_PLAN_OFF:
             await self.ledger.set_team_plan(user, None)
-            logger.info("admin %s removed the team plan", by)
+            audit("team_plan", by=by, plan=None)
             return _info(
                 "The team plan is removed: everyone uses their own allowance again.",
                 "Team plan removed",
@@ -388,7 +390,7 @@ class SqliteAccounts:
             return _info(f"There is no plan called that. Plans: {available}.", "Unknown plan")
         if team:
             await self.ledger.set_team_plan(user, plan)
-            logger.info("admin %s set the team plan to %s", by, plan.name)
+            audit("team_plan", by=by, plan=plan.name)
             return _info(
                 f"The team is on the {plan.display} plan "
                 f"({_plan_size(plan)}, shared by all members, used before their own).",
@@ -398,7 +400,7 @@ class SqliteAccounts:
         if target is None:
             return _info("Name one user: `/code admin plan @user pro`.", "Plan not set")
         await self.ledger.set_user_plan(user, target, plan)
-        logger.info("admin %s set the plan of %s to %s", by, target, plan.name)
+        audit("user_plan", by=by, to=target, plan=plan.name)
         return _info(
             f"{_mention(target)} is on the {plan.display} plan ({_plan_size(plan)}).",
             "Plan set",

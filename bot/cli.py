@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
+from bot.logsafe import audit, configure_logging
 
 if TYPE_CHECKING:
     from bot.codes.catalog import CodeCatalog
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = settings.log_level or default_level
     if level not in logging.getLevelNamesMapping():
         level = default_level
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     from bot.app import CodeDatabaseMissing
 
     try:
@@ -331,9 +332,11 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.admin_command == "export":
         data = asyncio.run(export_team(settings, args.team, platform=args.platform))
+        audit("export", team=args.team, platform=args.platform)
         print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         return EXIT_OK
     removed = asyncio.run(purge_user(settings, args.user, platform=args.platform))
+    audit("purge", user=args.user, platform=args.platform, rows=removed)
     print(f"Removed {removed} records of user {args.user}.")
     return EXIT_OK
 

@@ -47,6 +47,7 @@ class Settings:
     discord_api_url: str = ""
     discord_gateway_url: str = ""
     discord_shard_count: int | None = None
+    discord_shard_ids: tuple[int, ...] = ()  # empty: every shard of discord_shard_count
     log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
 
     @property
@@ -93,8 +94,10 @@ class Settings:
             return str(env.get(name) or values.get(key) or default)
 
         shards = pick("DISCORD_SHARD_COUNT", "discord_shard_count")
-        if shards and not shards.isdigit():
-            raise ConfigError("DISCORD_SHARD_COUNT must be a whole number")
+        if shards and not (shards.isdigit() and int(shards) > 0):
+            raise ConfigError("DISCORD_SHARD_COUNT must be a whole number of at least 1")
+        shard_count = int(shards) if shards else None
+        shard_ids = parse_shard_ids(pick("DISCORD_SHARD_IDS", "discord_shard_ids"), shard_count)
         admins = values.get("admins", [])
         if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
             raise ConfigError("admins in codebot.toml must be a list of strings")
@@ -114,6 +117,38 @@ class Settings:
             discord_token=pick("DISCORD_TOKEN", "discord_token"),
             discord_api_url=pick("DISCORD_API_URL", "discord_api_url"),
             discord_gateway_url=pick("DISCORD_GATEWAY_URL", "discord_gateway_url"),
-            discord_shard_count=int(shards) if shards else None,
+            discord_shard_count=shard_count,
+            discord_shard_ids=shard_ids,
             log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
         )
+
+
+def parse_shard_ids(text: str, shard_count: int | None) -> tuple[int, ...]:
+    """`DISCORD_SHARD_IDS` ("0-3", "4,5,6,7", "0-1,6-7") as sorted shard ids.
+
+    Each process of a bot split across machines runs only these shards of
+    `DISCORD_SHARD_COUNT`, so the count is required and every id must be below it.
+    """
+    text = text.strip()
+    if not text:
+        return ()
+    if shard_count is None:
+        raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (all machines together)")
+    ids: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise ConfigError('DISCORD_SHARD_IDS must look like "0-3" or "0,1,2,3"')
+        first, last = int(low), int(high) if dash else int(low)
+        if first > last:
+            raise ConfigError(f"DISCORD_SHARD_IDS range {first}-{last} is backwards")
+        if last >= shard_count:
+            raise ConfigError(
+                f"DISCORD_SHARD_IDS names shard {last}, but DISCORD_SHARD_COUNT is {shard_count} "
+                f"(ids run 0-{shard_count - 1})"
+            )
+        span = set(range(first, last + 1))
+        if ids & span:
+            raise ConfigError(f"DISCORD_SHARD_IDS names shard {min(ids & span)} twice")
+        ids |= span
+    return tuple(sorted(ids))

@@ -20,6 +20,24 @@ NOTE_LABELS = {
 }
 MAX_CHILDREN_SHOWN = 20
 MAX_NOTE_LINES = 6
+# One fixed order of note kinds on every card and platform, most decisive first: what rules
+# a code out or must come with it, then the rules of its category, then what it covers.
+NOTE_ORDER = (
+    "excludes1",
+    "code_first",
+    "use_additional_code",
+    "code_also",
+    "notes",
+    "seven_chr_note",
+    "seven_chr_def",
+    "excludes2",
+    "includes",
+    "inclusion_terms",
+    "processing_note",
+)
+_NOTE_RANK = {key: rank for rank, key in enumerate(NOTE_ORDER)}
+# Kinds whose lines are whole sentences that start with their own verb ("Code first …").
+SENTENCE_NOTE_KINDS = frozenset({"code_first", "use_additional_code", "code_also"})
 
 
 def render_text(reply: Reply) -> str:
@@ -66,6 +84,12 @@ def note_label(key: str) -> str:
     return NOTE_LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
+def ordered_notes(card: CodeCard) -> list[tuple[str, tuple[str, ...]]]:
+    """The card's non-empty notes as (kind, lines) in `NOTE_ORDER`, unknown kinds last."""
+    present = [(key, values) for key, values in card.notes.items() if values]
+    return sorted(present, key=lambda item: _NOTE_RANK.get(item[0], len(NOTE_ORDER)))
+
+
 def distinct_short_title(card: CodeCard) -> str:
     """The short title when it says something the title does not (else empty)."""
     if card.short_title and card.short_title.lower() != card.title.lower():
@@ -97,13 +121,16 @@ def render_card(card: CodeCard) -> str:
         )
         if total > MAX_CHILDREN_SHOWN:
             lines.append(f"  … and {total - MAX_CHILDREN_SHOWN} more")
-    for key, values in card.notes.items():
-        if not values:
-            continue
-        label = note_label(key)
+    for key, values in ordered_notes(card):
         shown = list(values[:MAX_NOTE_LINES])
         more = len(values) - len(shown)
-        lines.append(f"{label}: " + "; ".join(shown) + (f"; … and {more} more" if more else ""))
+        if key in SENTENCE_NOTE_KINDS:
+            lines.extend(shown)  # each reads "Use additional code to identify …" already
+            if more:
+                lines.append(f"… and {more} more {note_label(key).lower()} notes")
+            continue
+        tail = f"; … and {more} more" if more else ""
+        lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
     lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
     if dates:

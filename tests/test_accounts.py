@@ -6,6 +6,7 @@ Real SQLite files in tmp_path; commands come from the real parser.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import unicodedata
@@ -110,14 +111,23 @@ async def test_register_keeps_a_better_plan(accounts: SqliteAccounts) -> None:
 async def test_non_admins_are_refused_and_logged(
     accounts: SqliteAccounts, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.accounts"):
+    with caplog.at_level(logging.WARNING, logger="codebot.audit"):
         text = await say(accounts, ALICE, "/code admin grant <@U1> 1000")
     assert text.startswith("Only admins can use `/code admin`")
-    assert any(
-        "refused admin command 'grant'" in record.getMessage()
-        and "slack:T1:U1" in (record.getMessage())
+    refused = [
+        json.loads(record.getMessage().removeprefix("audit "))
         for record in caplog.records
-    )
+        if record.name == "codebot.audit" and record.levelno == logging.WARNING
+    ]
+    assert refused == [
+        {
+            "event": "admin_refused",
+            "command": "grant",
+            "platform": "slack",
+            "tenant": "T1",
+            "user": "U1",
+        }
+    ]
     assert (await accounts.ledger.status(ALICE)).own.granted == 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extract
 
+from bot.codes.inherited_notes import NoteInheritance
 from bot.codes.normalize import normalize_code
 from bot.model import CodeCard, CodeRef, CodeSystem
 
@@ -56,17 +57,6 @@ def read_code_sets(conn: sqlite3.Connection) -> list[CodeSetStatus]:
 
 CARD_CACHE_SIZE = 4096  # finished cards kept per process (a few MB)
 
-# Instructional notes that ICD-10-CM applies to every code below the one carrying them.
-_INHERITED_NOTE_KEYS = (
-    "includes",
-    "excludes1",
-    "excludes2",
-    "code_first",
-    "use_additional_code",
-    "code_also",
-)
-_NOTE_SOURCE_KINDS = frozenset({"category", "subcategory", "code"})
-
 
 class CodeCatalog:
     """Read-only access to the code database. Safe to share between threads."""
@@ -80,7 +70,7 @@ class CodeCatalog:
         self._sets: dict[str, CodeSetStatus] = {}
         self._refs: dict[int, tuple[int | None, CodeRef]] = {}
         self._parent_attrs: dict[int, tuple[tuple[str, str], ...]] = {}
-        self._ancestor_notes: dict[int, dict[str, list[str]]] = {}
+        self._inherited = NoteInheritance(conn)
         # Teams look the same few hundred codes up all day: keep their finished cards.
         self._cards: OrderedDict[tuple[str, bool], tuple[CodeCard, ...]] = OrderedDict()
         self._prefix_keys: dict[str, list[str]] = {}
@@ -113,7 +103,7 @@ class CodeCatalog:
             self._sets = {s.system: s for s in read_code_sets(self._conn)}
             self._refs.clear()
             self._parent_attrs.clear()
-            self._ancestor_notes.clear()
+            self._inherited.clear()
             self._cards.clear()
             self._prefix_keys.clear()
 
@@ -180,48 +170,19 @@ class CodeCatalog:
             parents=tuple(parents),
             children=tuple(children),
             children_total=total,
-            notes=self._notes_with_inherited(system, details.get("notes", {}), ancestor_ids),
+            notes=self._notes(system, details, ancestor_ids),
             effective=effective,
             attributes=self._attributes(details, direct_parent),
             source=source,
         )
 
-    def _notes_with_inherited(
-        self, system: str, own: dict[str, list[str]], ancestor_ids: list[int]
+    def _notes(
+        self, system: str, details: dict[str, Any], ancestor_ids: list[int]
     ) -> dict[str, tuple[str, ...]]:
-        """A code's notes plus the instructional notes of its category and subcategories.
-
-        ICD-10-CM conventions: includes, excludes and "code first / use additional / code
-        also" notes at a category apply to every code below it, so a coder looking at E11.9
-        must see E11's "use additional code" note. Each inherited line names its source code.
-        Chapter and block notes are left out: they are long and rarely decide a code.
-        """
-        notes = {key: list(values) for key, values in own.items()}
-        if system != CodeSystem.ICD10CM.value:
-            return {key: tuple(values) for key, values in notes.items()}
-        for ancestor_id in ancestor_ids:
-            for key, values in self._inheritable_notes(ancestor_id).items():
-                notes.setdefault(key, []).extend(values)
-        return {key: tuple(values) for key, values in notes.items() if values}
-
-    def _inheritable_notes(self, row_id: int) -> dict[str, list[str]]:
-        """Notes of an ancestor row that apply to its descendants, tagged with its code."""
-        cached = self._ancestor_notes.get(row_id)
-        if cached is not None:
-            return cached
-        kind, code, raw = self._conn.execute(
-            "SELECT kind, code, details FROM codes WHERE id = ?", (row_id,)
-        ).fetchone()
-        inherited: dict[str, list[str]] = {}
-        if kind in _NOTE_SOURCE_KINDS and raw and raw != "{}":
-            notes = json.loads(raw).get("notes", {})
-            for key in _INHERITED_NOTE_KEYS:
-                if notes.get(key):
-                    inherited[key] = [f"{line} [{code}]" for line in notes[key]]
-        if len(self._ancestor_notes) > 5_000:
-            self._ancestor_notes.clear()
-        self._ancestor_notes[row_id] = inherited
-        return inherited
+        """A code's notes; for ICD-10-CM with every ancestor's (`bot.codes.inherited_notes`)."""
+        if system == CodeSystem.ICD10CM.value:
+            return self._inherited.notes(details, ancestor_ids)
+        return {key: tuple(values) for key, values in details.get("notes", {}).items() if values}
 
     def _attributes(
         self, details: dict[str, Any], parent_id: int | None

@@ -11,7 +11,11 @@ follow-ups `POST/PATCH/GET/DELETE /webhooks/{app_id}/{token}[/messages/{id}]`,
 bot sent, and `fail_next` makes the next matching call fail (REST error tests).
 
 Gateway: HELLO (op 10) on connect, IDENTIFY (op 2) answered with READY then GUILD_CREATE,
-heartbeats (op 1) acked with op 11, RESUME (op 6) answered with RESUMED. Frames are plain JSON
+heartbeats (op 1) acked with op 11, RESUME (op 6) answered with RESUMED. Sharding as Discord
+does it: IDENTIFY `shard: [id, count]` gets only the guilds `(guild_id >> 22) % count == id`,
+a dispatched event goes only to the sessions of its guild's shard (DMs: shard 0), an
+impossible shard id is closed with 4010 (Invalid shard), and `GET /gateway/bot` reports the
+`max_concurrency` the fake was given (identify buckets). Frames are plain JSON
 text unless the client asks for `compress=zlib-stream` (discord.py does when zstd is not
 installed), in which case they are zlib-stream binary frames, as Discord sends them.
 Tests push events with `dispatch("INTERACTION_CREATE", payload)`; the `*_payload` helpers
@@ -93,7 +97,10 @@ def _snowflakes() -> Callable[[], str]:
 class FakeDiscord:
     """The fake. `async with FakeDiscord() as fake:` starts it on a free port."""
 
-    def __init__(self, *, guild_ids: tuple[str, ...] = ("900000000000000001",)) -> None:
+    def __init__(
+        self, *, guild_ids: tuple[str, ...] = ("900000000000000001",), max_concurrency: int = 1
+    ) -> None:
+        self.max_concurrency = max_concurrency
         self._next_id = _snowflakes()
         self.bot_id = "800000000000000001"
         self.app_id = "800000000000000001"
@@ -208,13 +215,21 @@ class FakeDiscord:
             await asyncio.wait_for(self._changed.wait_for(done), timeout)
 
     async def dispatch(self, event: str, data: dict[str, Any], *, shard: int | None = None) -> None:
-        """Send a DISPATCH (op 0) event to every identified connection (or one shard)."""
+        """Send a DISPATCH (op 0) event to the sessions of its shard, as Discord routes it.
+
+        The shard is the event's guild's (`(guild_id >> 22) % shard_count`; no guild: shard
+        0), or `shard` when given. Every session of that shard gets it (two sessions of one
+        shard, as during a rolling deploy, both receive the event).
+        """
         if event == "MESSAGE_CREATE":
             data = self._apply_content_intent(data)
+        guild_id = data.get("guild_id")
         for gateway in self.gateways:
             if not gateway.identified.is_set() or gateway.ws.closed:
                 continue
-            if shard is not None and gateway.shard[0] != shard:
+            shard_id, shard_count = gateway.shard
+            wanted = shard if shard is not None else shard_of(guild_id, shard_count)
+            if shard_id != wanted:
                 continue
             await self._send(gateway, {"op": 0, "t": event, "s": next(self._sequence), "d": data})
 
@@ -505,7 +520,7 @@ class FakeDiscord:
                         "total": 1000,
                         "remaining": 999,
                         "reset_after": 0,
-                        "max_concurrency": 1,
+                        "max_concurrency": self.max_concurrency,
                     },
                 }
             )
@@ -632,6 +647,9 @@ class FakeDiscord:
             gateway.intents = int(data.get("intents", 0))
             shard = data.get("shard") or [0, 1]
             gateway.shard = (int(shard[0]), int(shard[1]))
+            if not 0 <= gateway.shard[0] < gateway.shard[1]:
+                await gateway.ws.close(code=4010, message=b"Invalid shard.")
+                return
             await self._send_ready(gateway)
         elif op == 6:
             assert isinstance(data, dict)
@@ -642,7 +660,7 @@ class FakeDiscord:
 
     async def _send_ready(self, gateway: _Gateway) -> None:
         shard_id, shard_count = gateway.shard
-        guilds = [g for g in self.guild_ids if (int(g) >> 22) % shard_count == shard_id]
+        guilds = [g for g in self.guild_ids if shard_of(g, shard_count) == shard_id]
         ready = {
             "v": 10,
             "user": self.bot_user,
@@ -761,6 +779,17 @@ class FakeDiscord:
             zlib.Z_SYNC_FLUSH
         )
         await gateway.ws.send_bytes(frame)
+
+
+def shard_of(guild_id: str | int | None, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to (DMs and guildless events: shard 0)."""
+    return 0 if guild_id is None else (int(guild_id) >> 22) % shard_count
+
+
+def guild_on_shard(shard_id: int, shard_count: int, number: int = 0) -> str:
+    """A realistic guild snowflake whose events go to `shard_id` of `shard_count`."""
+    timestamp_part = 250_000_000_000 // shard_count * shard_count + number * shard_count
+    return str(((timestamp_part + shard_id) << 22) | 1)
 
 
 def _json(body: Any, *, status: int = 200) -> web.Response:

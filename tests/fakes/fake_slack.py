@@ -433,9 +433,10 @@ class FakeSlack:
 # ---------------------------------------------------------------- signing and sending
 
 
-def slack_signature(secret: str, timestamp: str, body: str) -> str:
+def slack_signature(secret: str, timestamp: str, body: str | bytes) -> str:
     """Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{body}`."""
-    base = f"v0:{timestamp}:{body}".encode()
+    raw = body.encode() if isinstance(body, str) else body
+    base = f"v0:{timestamp}:".encode() + raw
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
@@ -605,7 +606,7 @@ class SlackSender(_SlackSide):
 
     async def post(
         self,
-        body: str,
+        body: str | bytes,
         content_type: str,
         *,
         timestamp: int | None = None,
@@ -620,7 +621,8 @@ class SlackSender(_SlackSide):
             "X-Slack-Signature": slack_signature(secret or self.secret, stamp, body),
             **(headers or {}),
         }
-        async with self.session.post(self.url, data=body.encode(), headers=signed) as response:
+        raw = body.encode() if isinstance(body, str) else body
+        async with self.session.post(self.url, data=raw, headers=signed) as response:
             sent = SentResponse(response.status, await response.text(), dict(response.headers))
         if sent.status == 200 and sent.text.startswith("{"):
             payload = sent.json()

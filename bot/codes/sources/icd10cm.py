@@ -17,6 +17,12 @@ from pathlib import Path
 
 from bot.codes.normalize import icd10cm_display, normalize_code
 from bot.codes.sources import CodeRow, SourceData, make_details
+from bot.codes.sources.icd10cm_notes import (
+    element_lines,
+    note_text,
+    resolve_except_note,
+    seven_table,
+)
 
 SYSTEM = "icd10cm"
 LABEL = "ICD-10-CM"
@@ -62,35 +68,47 @@ def xml_path() -> Path:
     return path
 
 
-def _text(elem: ET.Element | None) -> str:
-    """Whitespace-normalised text of an element ('' when missing)."""
-    if elem is None or elem.text is None:
-        return ""
-    return " ".join(elem.text.split())
+_text = note_text
 
 
 def _notes_of(elem: ET.Element) -> tuple[dict[str, list[str]], dict[str, str] | None]:
-    """The notes directly under `elem`, and its own 7th-character definition if any."""
+    """The notes directly under `elem`, and its own 7th-character definition if any.
+
+    "Code first / use additional / code also" elements become one sentence each
+    (`icd10cm_notes.element_lines`); a 7th-character note ending "except as noted below"
+    quotes the exception from the element's own notes.
+    """
     notes: dict[str, list[str]] = {}
     seven: dict[str, str] | None = None
     for child in elem:
         tag = child.tag
         if tag == "sevenChrDef":
-            seven = {ext.get("char", ""): _text(ext) for ext in child.iter("extension")}
+            seven = seven_table(child)
             continue
         kind = _NOTE_TAGS.get(tag)
         if kind is None:
             continue
-        lines = [_text(note) for note in child.iter("note")]
-        lines = [line for line in lines if line]
+        lines = element_lines(kind, child)
         if lines:
             notes.setdefault(kind, []).extend(lines)
+    if "seven_chr_note" in notes:
+        notes["seven_chr_note"] = resolve_except_note(
+            notes["seven_chr_note"], notes.get("notes", [])
+        )
     return notes, seven
 
 
 def _seven_lines(seven: dict[str, str]) -> list[str]:
     """A 7th-character definition as display lines ("A: initial encounter ...")."""
     return [f"{char}: {meaning}" for char, meaning in seven.items()]
+
+
+def _merged(first: dict[str, list[str]], second: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Two note dicts as one, `first`'s lines before `second`'s within each kind."""
+    out = {kind: list(lines) for kind, lines in first.items()}
+    for kind, lines in second.items():
+        out.setdefault(kind, []).extend(lines)
+    return out
 
 
 class _Walker:
@@ -108,12 +126,19 @@ class _Walker:
         parent: str,
         seven: dict[str, str] | None,
         seven_note: list[str] | None,
+        block_notes: dict[str, list[str]] | None = None,
     ) -> None:
-        """Add one `diag` element, its 7th-character codes, and its sub-diagnoses."""
+        """Add one `diag` element, its 7th-character codes, and its sub-diagnoses.
+
+        `block_notes` are the notes of a one-category block (T07), which has no row of its
+        own: they apply to the category and everything below it, so they join its notes.
+        """
         code = _text(elem.find("name"))
         key = normalize_code(code)
         title = _text(elem.find("desc"))
         notes, own_seven = _notes_of(elem)
+        if block_notes:
+            notes = _merged(block_notes, notes)
         if own_seven is not None:
             # The nearest definition wins: a subcategory may narrow its category's list.
             seven = own_seven
@@ -163,9 +188,14 @@ class _Walker:
                 self.excluded += 1
                 continue
             ext_key = padded + char
-            notes: dict[str, list[str]] = {"seven_chr_def": [f"{char}: {meaning}"]}
+            notes: dict[str, list[str]] = {}
             if seven_note:
                 notes["seven_chr_note"] = list(seven_note)
+            # The card shows the whole 7th-character table of the nearest definition above
+            # (bot.codes.catalog), marking this character; storing it per code would repeat
+            # it on ~50,000 rows.
+            details = make_details(notes=notes)
+            details["seventh"] = char
             self.rows.append(
                 CodeRow(
                     system=SYSTEM,
@@ -175,7 +205,7 @@ class _Walker:
                     title=f"{title}, {meaning}",
                     billable=True,
                     parent=code,
-                    details=make_details(notes=notes),
+                    details=details,
                 )
             )
             self.billable += 1
@@ -207,14 +237,15 @@ def load(path: Path | None = None) -> SourceData:
         for section in chapter.findall("section"):
             block = section.get("id", "")
             diags = section.findall("diag")
+            notes, _ = _notes_of(section)
             if "-" not in block:
                 # A one-category block ("B10") has the same code as its only category and
                 # repeats its title: skip it so (system, code) stays unique; the category
-                # hangs straight under the chapter.
+                # hangs straight under the chapter and takes the block's notes (T07's
+                # Excludes1 burns and frostbite).
                 for diag in diags:
-                    walker.diag(diag, chapter_code, None, None)
+                    walker.diag(diag, chapter_code, None, None, notes)
                 continue
-            notes, _ = _notes_of(section)
             # "Intestinal infectious diseases (A00-A09)": the range is the block's code.
             title = _RANGE_SUFFIX.sub("", _text(section.find("desc")))
             rows.append(

