@@ -47,7 +47,7 @@ from adapters.discord_embeds import (
     render_reply,
 )
 from adapters.discord_shards import ShardedClient, make_client
-from bot.commands import CommandKind, parse
+from bot.commands import CommandKind, clean_text, parse
 from bot.config import ConfigError, Settings
 from bot.model import CodeRef, Reply, Request, UserRef
 
@@ -346,7 +346,8 @@ class DiscordAdapter:
 
     def choices(self, current: str) -> list[app_commands.Choice[str]]:
         """Autocomplete choices for what the user typed so far (free, in-process, fast)."""
-        text = current.strip()
+        # normalised as the command will be (NFKC, spaces), so `ｓｈａｒｅ　Ｅ１１` completes too
+        text = clean_text(current[:400])
         lead = ""
         first, _, rest = text.partition(" ")
         if first.lower() in _COMMAND_WORDS and rest:

@@ -423,8 +423,20 @@ def _text_embed(reply: Reply) -> dict[str, Any]:
         ReplyKind.ERROR: "Error",
     }.get(reply.kind, "codebot")
     embed = _EmbedBuilder(neutralise_mentions(title), budget=EMBED_TOTAL_MAX - 200, color=color)
-    embed.description(neutralise_mentions(reply.text) or title)
+    embed.description(neutralise_mentions(escape_spans(reply.text, reply.user_text)) or title)
     return embed.build()
+
+
+def escape_spans(text: str, spans: Sequence[str]) -> str:
+    """`text` with every occurrence of the user-typed `spans` escaped like notes, in one
+    pass (longest first), so a display name or note cannot become a masked link, header or
+    mention while the rest of the text keeps its markdown. Escaping a span only adds
+    backslashes, so an occurrence that happens to be our own text stays readable."""
+    wanted = sorted({span for span in spans if span and escape_user_text(span) != span}, key=len)
+    if not wanted:
+        return text
+    pattern = re.compile("|".join(re.escape(span) for span in reversed(wanted)))
+    return pattern.sub(lambda match: escape_user_text(match.group(0)), text)
 
 
 def _action_buttons(actions: Iterable[Action]) -> list[ButtonSpec]:

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +41,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
 from adapters.slack_guard import SlackRequestGuard
+from adapters.slack_urls import trusted_response_url
 from bot.commands import CommandKind, parse
 from bot.config import Settings
 from bot.model import Reply, Request, UserRef
@@ -225,7 +225,6 @@ class SlackAdapter:
         self._admin_lookups: dict[str, asyncio.Future[bool]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._hooks_host = urlsplit(api_base_url(settings.slack_api_url)).hostname or ""
         self._guard = SlackRequestGuard(settings.slack_signing_secret)
         self._register()
 
@@ -556,13 +555,8 @@ class SlackAdapter:
                 return
 
     def _trusted_response_url(self, url: str) -> bool:
-        # response_url comes from a signed request, but posting to an arbitrary host would
-        # still make us a relay: only Slack's hooks host (or the configured API host).
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if host == "hooks.slack.com" and parts.scheme == "https":
-            return True
-        return bool(self.settings.slack_api_url) and host == self._hooks_host
+        # only Slack's hooks origin, or the exact origin of SLACK_API_URL (adapters/slack_urls)
+        return trusted_response_url(url, self.settings.slack_api_url)
 
     async def _post_in_channel(self, origin: _Origin, message: dict[str, Any]) -> None:
         arguments: dict[str, Any] = {"channel": origin.channel, **message}

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.accounts import SqliteAccounts
 from bot.config import Settings
 from bot.model import Request, UserRef
 from bot.ports import LookupRecord
+from bot.state.accounts import StateAccounts
 
 STRESS_PLAN = "stress_team"
 STRESS_TENANT = "TSTRESS"
@@ -51,7 +51,7 @@ def _settings(path: Path, quota: dict[str, Any]) -> Settings:
 async def _charge_many(
     path: Path, quota: dict[str, Any], index: int, count: int, barrier: Any
 ) -> dict[str, int]:
-    accounts = await SqliteAccounts.open(_settings(path, quota))
+    accounts = await StateAccounts.open(_settings(path, quota))
     try:
         barrier.wait()  # every process is connected: now all fire at once
         ids = [f"p{index}-r{j}" for j in range(count)]
@@ -86,7 +86,7 @@ def _worker(
 
 
 async def _prepare(path: Path, quota: dict[str, Any]) -> None:
-    accounts = await SqliteAccounts.open(_settings(path, quota))
+    accounts = await StateAccounts.open(_settings(path, quota))
     try:
         plan = accounts.plans.plans[STRESS_PLAN]
         await accounts.ledger.set_team_plan(UserRef("slack", STRESS_TENANT, "admin"), plan)
@@ -159,7 +159,7 @@ def _ledger_figures(path: Path) -> dict[str, int]:
 
 
 async def _throughput(path: Path, count: int) -> dict[str, float]:
-    accounts = await SqliteAccounts.open(_settings(path, {}))
+    accounts = await StateAccounts.open(_settings(path, {}))
     try:
         user = UserRef("slack", "TBENCH", "U1", "bench")
         await accounts.ledger.set_user_plan(user, "U1", accounts.plans.plans["unlimited"])

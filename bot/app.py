@@ -6,12 +6,13 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from bot.accounts import open_accounts
+from bot.clock import clock_from_settings
 from bot.codes.catalog import CodeCatalog
 from bot.codes.knowledge import KnowledgeBase
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
+from bot.state import open_accounts
 
 # Fewer, larger young-generation collections: per-request garbage is short-lived.
 SERVER_GC_THRESHOLDS = (20_000, 20, 20)
@@ -53,10 +54,14 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         return (cards[0].system.value, cards[0].code) if cards else None
 
     accounts = await open_accounts(settings, resolve=resolve)
+<<<<<<< HEAD
     knowledge = KnowledgeBase.open(settings.codes_db)
     if warm:
         knowledge.warm_up()
     service = LookupService(catalog, search, accounts, knowledge=knowledge)
+=======
+    service = LookupService(catalog, search, accounts, clock=clock_from_settings(settings.today))
+>>>>>>> main
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.

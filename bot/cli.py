@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,16 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _day(text: str) -> date:
+    """An argparse type: a date of service (2025-03-01 or 03/01/2025)."""
+    from bot.as_of import USAGE, parse_day
+
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a date. {USAGE}")
+    return day
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="codebot", description="Medical code lookup chat bot")
@@ -50,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     lookup = sub.add_parser("lookup", help="look codes up")
     lookup.add_argument("codes", nargs="+")
     lookup.add_argument("--json", action="store_true")
+    lookup.add_argument(
+        "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
+    )
 
     search = sub.add_parser("search", help="search codes by words")
     search.add_argument("query", nargs="*")
@@ -57,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--batch", type=Path, help="file with one query per line")
     search.add_argument("--json", action="store_true")
+    search.add_argument(
+        "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
+    )
 
     for name, help_text in (("ask", "one chat turn"), ("console", "interactive chat")):
         chat = sub.add_parser(name, help=help_text)
@@ -165,14 +182,23 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.codes_db.is_file():
             print(f"No code database at {settings.codes_db}. Run `codebot data build`.")
             return EXIT_FAILURE
+        from bot.clock import clock_from_settings
+        from bot.codes.releases import database_releases, describe_releases
+
         for status in database_status(settings.codes_db):
             counts = ", ".join(f"{name} {value:,}" for name, value in status.counts.items())
             print(f"{status.label:<16} {status.release:<24} {counts}")
+<<<<<<< HEAD
         from bot.codes.knowledge_build import knowledge_status
 
         for source in knowledge_status(settings.codes_db):
             counts = ", ".join(f"{name} {value:,}" for name, value in source.counts.items())
             print(f"{source.label:<16} {source.release:<24} {counts} [{source.source}]")
+=======
+        today = clock_from_settings(settings.today)()
+        for line in describe_releases(database_releases(settings.codes_db), today):
+            print(line)
+>>>>>>> main
         return EXIT_OK
     from bot.codes.cpt_import import CptImportError, import_cpt
 
@@ -202,6 +228,7 @@ def _code_data(settings: Settings) -> tuple[CodeCatalog, SearchEngine]:
 
 
 def _lookup(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.clock import clock_from_settings
     from bot.codes.normalize import shape_of
     from bot.commands import CodeToken, clean_text
     from bot.json_output import card_json, cpt_info_json, not_found_json
@@ -212,6 +239,7 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     catalog, _ = _code_data(settings)
     words = clean_text(" ".join(args.codes)).split(" ")[:50]
     tokens = [CodeToken(word, shape_of(word)) for word in words if word]
+<<<<<<< HEAD
     items = CodeResolver(catalog).items(tokens)
     from bot.codes.knowledge import KnowledgeBase
     from bot.knowledge_cards import today_utc, with_coding
@@ -221,6 +249,10 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
         items = with_coding(items, knowledge, today_utc())
     finally:
         knowledge.close()
+=======
+    day = args.date or clock_from_settings(settings.today)()
+    items = CodeResolver(catalog).items(tokens, day)
+>>>>>>> main
     if args.json:
         out: list[dict[str, Any]] = []
         for item in items:
@@ -328,7 +360,7 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.admin_cli import export_team, purge_user
+    from bot.state.admin import export_team, purge_user
 
     if args.admin_command == "export":
         data = asyncio.run(export_team(settings, args.team, platform=args.platform))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 
+from bot.as_of import split_as_of
 from bot.codes.normalize import CodeShape, shape_of
 from bot.model import CodeSystem
 
@@ -49,6 +51,8 @@ class CommandKind(StrEnum):
     QUOTA = "quota"
     HELP = "help"
     ADMIN = "admin"
+    HISTORY = "history"  # /code history E11.9: the code's timeline across releases
+    CHANGES = "changes"  # /code changes icd10cm FY2027: what a release added/deleted/revised
     INVALID = "invalid"
 
 
@@ -81,7 +85,11 @@ class Command:
     LOOKUP/SHARE: `codes`. SEARCH: `query`, optional `system`. NOTE: `codes` (one) and
     `text` (empty text with `args == ("delete",)` removes the note). ADMIN: `args`, e.g.
     ("grant", "<@U1>", "50"), ("plan", "team", "unlimited"), ("usage",).
+    HISTORY: `codes` (one). CHANGES: `system` (None: ICD-10-CM) and `args` (the release
+    named, e.g. ("FY2027",), or () for the release in force).
     INVALID: `text` is the message for the user.
+    `as_of` is the date of service the user named (`on 2025-03-01`, `dos …`, `@…`); None
+    means today, as the service's clock says.
     """
 
     kind: CommandKind
@@ -90,6 +98,7 @@ class Command:
     system: CodeSystem | None = None
     text: str = ""
     args: tuple[str, ...] = ()
+    as_of: date | None = None
 
     @property
     def is_free(self) -> bool:
@@ -121,6 +130,39 @@ def parse(raw: str) -> Command:
         return Command(CommandKind.HELP)
     words = text.split(" ")
     head = words[0].lower()
+    if head in ("note", "admin"):
+        # a note's text may say "seen on 2025-03-01": never read dates out of it
+        return _parse_words(raw, text, words)
+    as_of = split_as_of(text)
+    if as_of.error:
+        return Command(CommandKind.INVALID, text=as_of.error)
+    if as_of.day is None:
+        return _parse_words(raw, text, words)
+    if not as_of.text:
+        return Command(
+            CommandKind.INVALID,
+            text="A date needs a code or words with it (e.g. /code E11.9 on 2025-03-01).",
+        )
+    command = _parse_words(raw, as_of.text, as_of.text.split(" "))
+    if command.kind in _DATED_COMMANDS:
+        return replace(command, as_of=as_of.day)
+    return command
+
+
+_DATED_COMMANDS = frozenset(
+    {
+        CommandKind.LOOKUP,
+        CommandKind.SEARCH,
+        CommandKind.SHARE,
+        CommandKind.HISTORY,
+        CommandKind.CHANGES,
+    }
+)
+
+
+def _parse_words(raw: str, text: str, words: list[str]) -> Command:
+    """Parse the message once the as-of phrase (if any) is out of `text`."""
+    head = words[0].lower()
     rest = words[1:]
     if head in ("help", "?", "usage") and not rest:
         return Command(CommandKind.HELP)
@@ -132,6 +174,10 @@ def parse(raw: str) -> Command:
         return _parse_codes(rest, CommandKind.SHARE, "Usage: /code share E11.9")
     if head in ("modifier", "mod") and len(rest) == 1:
         return _parse_codes(rest, CommandKind.LOOKUP, "Usage: /code modifier LT")
+    if head == "history":
+        return _parse_codes(rest, CommandKind.HISTORY, "Usage: /code history E11.9")
+    if head == "changes":
+        return _parse_changes(rest)
     if head == "note":
         return _parse_note(rest)
     if head == "admin":
@@ -172,9 +218,28 @@ def _parse_codes(rest: list[str], kind: CommandKind, usage: str) -> Command:
             CommandKind.INVALID,
             text=f"Up to {MAX_CODES_PER_REQUEST} codes at once, please.",
         )
-    if kind is CommandKind.SHARE and len(tokens) != 1:
+    if kind in (CommandKind.SHARE, CommandKind.HISTORY) and len(tokens) != 1:
         return Command(CommandKind.INVALID, text=usage)
     return Command(kind, codes=tuple(tokens))
+
+
+def _parse_changes(rest: list[str]) -> Command:
+    """`changes [icd10cm|icd10pcs|hcpcs] [RELEASE]`, in either order (RELEASE: FY2027, 2026-01)."""
+    usage = (
+        "Usage: /code changes [icd10cm|icd10pcs|hcpcs] [RELEASE] "
+        "(e.g. /code changes icd10cm FY2027, /code changes hcpcs 2026-01)"
+    )
+    system: CodeSystem | None = None
+    release = ""
+    for word in rest:
+        name = word.lower()
+        if name in _SYSTEM_NAMES and system is None and _SYSTEM_NAMES[name] is not CodeSystem.CPT:
+            system = _SYSTEM_NAMES[name]
+        elif not release and len(word) <= 16 and word.replace("-", "").isalnum():
+            release = word.upper()
+        else:
+            return Command(CommandKind.INVALID, text=usage)
+    return Command(CommandKind.CHANGES, system=system, args=(release,) if release else ())
 
 
 def _parse_note(rest: list[str]) -> Command:

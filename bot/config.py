@@ -19,6 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ class Settings:
     discord_shard_count: int | None = None
     discord_shard_ids: tuple[int, ...] = ()  # empty: every shard of discord_shard_count
     log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
+    # Pins "today" (ISO date) for demos and tests; empty: the UTC date (bot/clock.py).
+    today: str = ""
 
     @property
     def slack_enabled(self) -> bool:
@@ -103,6 +106,12 @@ class Settings:
             raise ConfigError("admins in codebot.toml must be a list of strings")
         env_admins = [a for a in env.get("CODEBOT_ADMINS", "").split(",") if a.strip()]
         quota = values.get("quota", {})
+        today = pick("CODEBOT_TODAY", "today")
+        if today:
+            try:
+                date.fromisoformat(today)
+            except ValueError:
+                raise ConfigError("CODEBOT_TODAY must be a date like 2026-12-01") from None
         if not isinstance(quota, dict):
             raise ConfigError("[quota] in codebot.toml must be a table")
         return cls(
@@ -120,6 +129,7 @@ class Settings:
             discord_shard_count=shard_count,
             discord_shard_ids=shard_ids,
             log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
+            today=today,
         )
 
 

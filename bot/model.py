@@ -75,7 +75,9 @@ class CodeCard:
 
     `kind` is one of: chapter, block, category, subcategory, code (ICD-10-CM); section,
     body_system, table, code (ICD-10-PCS); code, modifier (HCPCS); code (CPT).
-    `status` is "active" or "terminated". `notes` maps a note type (inclusion_terms,
+    `status` is "active", "terminated" (HCPCS), "deleted" (no longer in the release in
+    force), "not_valid" (not valid on the asked date, valid before it) or "not_yet_valid".
+    `notes` maps a note type (inclusion_terms,
     includes, excludes1, excludes2, code_first, use_additional_code, code_also, notes,
     seven_chr_note, seven_chr_def, processing_note, ...) to lines of text.
     `effective` holds dates as ISO strings (added, effective, terminated) and the release.
@@ -99,7 +101,15 @@ class CodeCard:
     source: dict[str, str] = field(default_factory=dict)
     team_note: str = ""
     team_note_author: str = ""
+<<<<<<< HEAD
     coding: CodingFacts | None = None  # MS-DRG, MCE, HCC, POA, ICD-9 (bot.knowledge_model)
+=======
+    # Timeline lines across the releases held ("new in FY2027", "title revised FY2027
+    # (was: …)", "billable until FY2026") and the date of service the card answers for
+    # ("" = today). See bot/codes/dated.py.
+    history: tuple[str, ...] = ()
+    as_of: str = ""
+>>>>>>> main
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,9 @@ class Reply:
     to post in channel instead of ephemerally (share). `title` is a short summary line,
     usable as a platform's fallback/notification text. `replayed` is true when this request
     id had already been charged (a platform retry): an adapter that posts answers on its
-    own (Slack events) may skip posting it again.
+    own (Slack events) may skip posting it again. `user_text` lists the parts of `text` that
+    users typed (display names, note text): an adapter whose markup could bring them to life
+    (Discord markdown: masked links, headers) escapes those parts and keeps its own markup.
     """
 
     kind: ReplyKind
@@ -173,3 +185,4 @@ class Reply:
     public: bool = False
     title: str = ""
     replayed: bool = False
+    user_text: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -89,8 +90,9 @@ class Accounts(Protocol):
 class CodeLookup(Protocol):
     """Exact lookup over the built code database (bot/codes/catalog.py)."""
 
-    def lookup(self, raw: str) -> list[CodeCard]:
-        """Every card whose key matches the typed code (several systems may match)."""
+    def lookup(self, raw: str, as_of: date | None = None) -> list[CodeCard]:
+        """Every card whose key matches the typed code (several systems may match), as of
+        the date of service `as_of` (None: the newest release held)."""
         ...
 
     def suggest(self, raw: str, limit: int = 5) -> list[CodeRef]:

@@ -72,11 +72,36 @@ def billing_status(card: CodeCard) -> str:
     if card.status == "terminated":
         ended = card.effective.get("terminated", "")
         return f"TERMINATED {ended}".strip()
+    dated = dated_status(card)
+    if dated:
+        return dated
     if card.kind == "modifier":
         return "modifier"
     if card.billable:
         return "billable"
     return f"not billable ({card.kind.replace('_', ' ')})"
+
+
+def dated_status(card: CodeCard) -> str:
+    """The status of a code not valid on the card's date: `NOT VALID before 2025-10-01`…"""
+    if card.status == "not_yet_valid":
+        return f"NOT VALID before {card.effective.get('valid_from', '')}".strip()
+    if card.status in ("not_valid", "deleted"):
+        until = card.effective.get("valid_to", "")
+        return f"NOT VALID: deleted, valid through {until}" if until else "NOT VALID: deleted"
+    return ""
+
+
+def release_line(card: CodeCard) -> str:
+    """`ICD-10-CM FY2027 (as of 2025-03-01)`: the release the card answers from."""
+    release = card.effective.get("release", "")
+    if not release:
+        return ""
+    line = f"{card.system.label} {release}"
+    notes_from = card.source.get("notes_release", "")
+    if notes_from and notes_from != release and card.notes:
+        line += f", notes from the {notes_from} tabular"
+    return line + (f" (as of {card.as_of})" if card.as_of else "")
 
 
 def note_label(key: str) -> str:
@@ -131,10 +156,23 @@ def render_card(card: CodeCard) -> str:
             continue
         tail = f"; … and {more} more" if more else ""
         lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
+<<<<<<< HEAD
     lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
+=======
+    dates = [
+        f"{name.replace('_', ' ')} {value}"
+        for name, value in card.effective.items()
+        if value and name != "release"
+    ]
+>>>>>>> main
     if dates:
         lines.append("Dates: " + ", ".join(dates))
+    release = release_line(card)
+    if release:
+        lines.append("Release: " + release)
+    if card.history:
+        lines.append("History: " + "; ".join(card.history))
     if card.team_note:
         author = f" ({card.team_note_author})" if card.team_note_author else ""
         lines.append(f"Team note{author}: {card.team_note}")

@@ -14,9 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 
+<<<<<<< HEAD
 from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, parse
 from bot.knowledge_cards import today_utc, with_coding
+=======
+from bot.clock import Clock, utc_today
+from bot.commands import Command, CommandKind, clean_text, parse
+>>>>>>> main
 from bot.model import (
     Action,
     CodeCard,
@@ -62,15 +67,25 @@ class LookupService:
         search: CodeSearch,
         accounts: Accounts,
         *,
+<<<<<<< HEAD
         knowledge: KnowledgeBase | None = None,
         today: Callable[[], date] = today_utc,
     ) -> None:
+=======
+        clock: Clock = utc_today,
+    ) -> None:
+        """`clock` says what day "today" is (the date of service when none is named)."""
+>>>>>>> main
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+<<<<<<< HEAD
         self._knowledge = knowledge  # MS-DRG, MCE, HCC, POA, GEMs beside the cards
         self._today = today
+=======
+        self._clock = clock
+>>>>>>> main
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -87,7 +102,8 @@ class LookupService:
     def autocomplete(self, prefix: str, limit: int = AUTOCOMPLETE_LIMIT) -> list[CodeRef]:
         """Codes matching a partly typed query; free of quota. Never raises."""
         try:
-            text = prefix.strip()[:100]
+            # the same normalisation as a command (NFKC: full-width Ｅ１１ is E11)
+            text = clean_text(prefix[:400])[:100]
             return self._search.autocomplete(text, limit=limit) if text else []
         except Exception:
             log.exception("autocomplete failed")
@@ -113,12 +129,13 @@ class LookupService:
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
         if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+            day = command.as_of or self._clock()
             # Only a parse that kept the text as a query may fall back to a search; resolve
             # the codes once either way.
             if not command.query:
-                items = self._resolver.items(command.codes)
+                items = self._resolver.items(command.codes, day)
             else:
-                maybe_items = self._resolver.items_or_none(command.codes)
+                maybe_items = self._resolver.items_or_none(command.codes, day)
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items

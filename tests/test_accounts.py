@@ -1,4 +1,4 @@
-"""SqliteAccounts: the account/team commands, admin controls, notes, privacy, data requests.
+"""StateAccounts: the account/team commands, admin controls, notes, privacy, data requests.
 
 Real SQLite files in tmp_path; commands come from the real parser.
 """
@@ -19,13 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.accounts import SqliteAccounts, normalize_target, open_accounts, sanitize_note
-from bot.admin_cli import export_team, purge_user
 from bot.codes.normalize import CodeShape
 from bot.commands import MAX_NOTE_CHARS, CodeToken, Command, CommandKind, parse
 from bot.config import ConfigError, Settings
 from bot.model import ReplyKind, Request, UserRef
 from bot.ports import LookupRecord
+from bot.state import open_accounts
+from bot.state.accounts import StateAccounts, normalize_target, sanitize_note
+from bot.state.admin import export_team, purge_user
 
 ALICE = UserRef("slack", "T1", "U1", "alice")
 BOB = UserRef("slack", "T1", "U2", "bob")
@@ -38,8 +39,8 @@ def settings_for(path: Path, **changes: Any) -> Settings:
 
 
 @pytest.fixture
-async def accounts(tmp_path: Path) -> AsyncIterator[SqliteAccounts]:
-    opened = await SqliteAccounts.open(
+async def accounts(tmp_path: Path) -> AsyncIterator[StateAccounts]:
+    opened = await StateAccounts.open(
         settings_for(tmp_path / "nested" / "dir" / "state.sqlite", admins=("slack:T1:UBOSS",)),
         now=lambda: NOW,
     )
@@ -50,7 +51,7 @@ async def accounts(tmp_path: Path) -> AsyncIterator[SqliteAccounts]:
 _counter = iter(range(10**9))
 
 
-async def say(accounts: SqliteAccounts, user: UserRef, text: str, *, admin: bool = False) -> str:
+async def say(accounts: StateAccounts, user: UserRef, text: str, *, admin: bool = False) -> str:
     request = Request(user, text, is_admin=admin, request_id=f"req-{next(_counter)}")
     reply = await accounts.handle(request, parse(text))
     assert reply.kind is ReplyKind.INFO
@@ -68,12 +69,12 @@ async def test_open_creates_parent_directories(tmp_path: Path) -> None:
 
 async def test_bad_quota_table_fails_at_open(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
-        await SqliteAccounts.open(
+        await StateAccounts.open(
             settings_for(tmp_path / "s.sqlite", quota={"plans": {"pro": {"limit": -5}}})
         )
 
 
-async def test_quota_command_for_guest(accounts: SqliteAccounts) -> None:
+async def test_quota_command_for_guest(accounts: StateAccounts) -> None:
     text = await say(accounts, ALICE, "/code quota")
     assert "1 code lookup remaining (guest plan" in text
     assert "/code register" in text
@@ -83,7 +84,7 @@ async def test_quota_command_for_guest(accounts: SqliteAccounts) -> None:
     )
 
 
-async def test_register_flow(accounts: SqliteAccounts) -> None:
+async def test_register_flow(accounts: StateAccounts) -> None:
     await accounts.charge(ALICE, "r1", 1)
     assert not (await accounts.charge(ALICE, "r2", 1)).allowed
     text = await say(accounts, ALICE, "/code register")
@@ -99,7 +100,7 @@ async def test_register_flow(accounts: SqliteAccounts) -> None:
     )
 
 
-async def test_register_keeps_a_better_plan(accounts: SqliteAccounts) -> None:
+async def test_register_keeps_a_better_plan(accounts: StateAccounts) -> None:
     await say(accounts, BOB, "/code admin plan <@U1> pro", admin=True)
     text = await say(accounts, ALICE, "/code register")
     assert "keep your pro plan" in text
@@ -109,7 +110,7 @@ async def test_register_keeps_a_better_plan(accounts: SqliteAccounts) -> None:
 
 
 async def test_non_admins_are_refused_and_logged(
-    accounts: SqliteAccounts, caplog: pytest.LogCaptureFixture
+    accounts: StateAccounts, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="codebot.audit"):
         text = await say(accounts, ALICE, "/code admin grant <@U1> 1000")
@@ -131,7 +132,7 @@ async def test_non_admins_are_refused_and_logged(
     assert (await accounts.ledger.status(ALICE)).own.granted == 0
 
 
-async def test_admins_from_settings_and_adapters(accounts: SqliteAccounts) -> None:
+async def test_admins_from_settings_and_adapters(accounts: StateAccounts) -> None:
     boss = UserRef("slack", "T1", "UBOSS", "boss")
     assert (await say(accounts, boss, "/code admin grant <@U1> 5")).startswith("Granted 5")
     assert (await say(accounts, BOB, "/code admin grant <@U1> 5", admin=True)).startswith(
@@ -163,7 +164,7 @@ def test_admin_targets_are_normalised(typed: str, expected: str | None) -> None:
     assert normalize_target(typed) == expected
 
 
-async def test_admin_grant_variants(accounts: SqliteAccounts) -> None:
+async def test_admin_grant_variants(accounts: StateAccounts) -> None:
     discord = UserRef("discord", "G1", "42", "mod")
     text = await say(accounts, discord, "/code admin grant <@!1234> 50", admin=True)
     assert text.startswith("Granted 50 code lookups to user 1234.")
@@ -176,7 +177,7 @@ async def test_admin_grant_variants(accounts: SqliteAccounts) -> None:
     assert "no team plan" in no_team
 
 
-async def test_admin_plans(accounts: SqliteAccounts) -> None:
+async def test_admin_plans(accounts: StateAccounts) -> None:
     text = await say(accounts, ALICE, "/code admin plan <@U2> pro", admin=True)
     assert text == "user U2 is on the pro plan (500 code lookups a month)."
     assert (await accounts.charge(BOB, "r1", 1)).notice == (
@@ -199,7 +200,7 @@ async def test_admin_plans(accounts: SqliteAccounts) -> None:
     assert (await accounts.charge(BOB, "r4", 1)).notice == "Unlimited team plan."
 
 
-async def test_admin_usage_lists_top_users_of_this_tenant(accounts: SqliteAccounts) -> None:
+async def test_admin_usage_lists_top_users_of_this_tenant(accounts: StateAccounts) -> None:
     await say(accounts, ALICE, "/code admin plan team unlimited", admin=True)
     for i in range(3):
         await accounts.charge(BOB, f"b{i}", 1)
@@ -229,7 +230,7 @@ def note_command(code: str, text: str = "", delete: bool = False) -> Command:
 
 
 async def note(
-    accounts: SqliteAccounts, user: UserRef, command: Command, *, admin: bool = False
+    accounts: StateAccounts, user: UserRef, command: Command, *, admin: bool = False
 ) -> str:
     reply = await accounts.handle(Request(user, "", is_admin=admin), command)
     assert reply.kind is ReplyKind.INFO
@@ -237,7 +238,7 @@ async def note(
 
 
 async def test_notes_are_per_team_and_editable_by_author_or_admin(
-    accounts: SqliteAccounts,
+    accounts: StateAccounts,
 ) -> None:
     saved = await say(accounts, ALICE, "/code note e119 Check A1c before coding")
     assert saved == "Team note on E119 saved: Check A1c before coding"  # shown as typed
@@ -262,7 +263,7 @@ async def test_notes_are_per_team_and_editable_by_author_or_admin(
 
 async def test_notes_with_a_resolver_are_keyed_by_system(tmp_path: Path) -> None:
     known = {"E119": ("icd10cm", "E11.9"), "A0425": ("hcpcs", "A0425")}
-    accounts = await SqliteAccounts.open(
+    accounts = await StateAccounts.open(
         settings_for(tmp_path / "s.sqlite"),
         resolve=lambda typed: known.get(typed.replace(".", "").upper()),
     )
@@ -277,7 +278,7 @@ async def test_notes_with_a_resolver_are_keyed_by_system(tmp_path: Path) -> None
         await accounts.close()
 
 
-async def test_notes_cannot_mass_mention(accounts: SqliteAccounts) -> None:
+async def test_notes_cannot_mass_mention(accounts: StateAccounts) -> None:
     text = "@everyone <!channel> <@U2> <@&123> ＠here call @HERE"
     await note(accounts, ALICE, note_command("E11.9", text))
     stored = (await accounts.team_notes(ALICE, [("icd10cm", "E11.9")]))[("icd10cm", "E11.9")]
@@ -320,7 +321,7 @@ def test_any_note_text_is_stored_and_returned_safely(
 ) -> None:
     # one state file for all examples (the fixture is per test): each example overwrites
     async def scenario() -> None:
-        accounts = await SqliteAccounts.open(settings_for(tmp_path / "notes.sqlite"))
+        accounts = await StateAccounts.open(settings_for(tmp_path / "notes.sqlite"))
         try:
             command = (
                 parse(f"/code note E11.9 {raw}") if through_parser else note_command("E11.9", raw)
@@ -341,7 +342,7 @@ def test_any_note_text_is_stored_and_returned_safely(
 # ---------------------------------------------------------------------------- history, stats
 
 
-async def test_recent_and_stats_are_per_tenant(accounts: SqliteAccounts) -> None:
+async def test_recent_and_stats_are_per_tenant(accounts: StateAccounts) -> None:
     assert await say(accounts, ALICE, "/code recent") == "Your team has no lookups yet."
     for i in range(25):
         user = ALICE if i % 2 else BOB
@@ -373,7 +374,7 @@ async def test_recent_and_stats_are_per_tenant(accounts: SqliteAccounts) -> None
 
 async def test_export_and_purge(tmp_path: Path) -> None:
     settings = settings_for(tmp_path / "s.sqlite")
-    accounts = await SqliteAccounts.open(settings)
+    accounts = await StateAccounts.open(settings)
     try:
         await say(accounts, BOB, "/code admin plan team team_2000", admin=True)
         await say(accounts, BOB, "/code admin grant <@U1> 3", admin=True)
@@ -413,7 +414,7 @@ async def test_export_and_purge(tmp_path: Path) -> None:
 # ------------------------------------------------------------- one-hop charge + notes
 
 
-async def test_charge_and_notes_in_one_hop_under_concurrency(accounts: SqliteAccounts) -> None:
+async def test_charge_and_notes_in_one_hop_under_concurrency(accounts: StateAccounts) -> None:
     """Concurrent requests share hops (group commit) yet stay exact, idempotent, isolated."""
     await say(accounts, ALICE, "/code note e119 Check A1c before coding")
     users = [UserRef("slack", "T1", f"UC{n}", f"c{n}") for n in range(20)] + [EVE]
@@ -438,8 +439,8 @@ async def test_charge_and_notes_in_one_hop_under_concurrency(accounts: SqliteAcc
     assert await accounts.ledger.ledger_check() == []
 
 
-async def test_a_failing_job_does_not_fail_its_batch(accounts: SqliteAccounts) -> None:
-    database = accounts.ledger.db
+async def test_a_failing_job_does_not_fail_its_batch(accounts: StateAccounts) -> None:
+    database = accounts.store.db  # type: ignore[attr-defined]
 
     def broken(connection: Any) -> int:
         connection.execute("SELECT * FROM no_such_table")

@@ -15,9 +15,9 @@ import pytest
 
 from bot.config import ConfigError
 from bot.model import UserRef
-from bot.plans import DEFAULT_PLANS, Period, PlanTable, month_key, next_month_start
-from bot.quota import QuotaLedger
-from bot.store import Database
+from bot.state.ledger import QuotaLedger
+from bot.state.plans import DEFAULT_PLANS, Period, PlanTable, month_key, next_month_start
+from bot.state.sqlite import SqliteStore
 
 GUEST_REFUSAL = (
     "0 code lookups remaining. Guest accounts are limited to 1 lookup. "
@@ -45,18 +45,20 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def make_ledger(tmp_path: Path, clock: Clock) -> AsyncIterator[Any]:
-    opened: list[Database] = []
+    opened: list[SqliteStore] = []
 
     async def make(
         quota: Mapping[str, Any] | None = None, name: str = "state.sqlite"
     ) -> QuotaLedger:
-        database = await Database.open(tmp_path / name)
-        opened.append(database)
-        return QuotaLedger(database, PlanTable.from_config(quota), clock)
+        store = await SqliteStore.open(tmp_path / name)
+        opened.append(store)
+        plans = PlanTable.from_config(quota)
+        await store.install_plans(plans)
+        return QuotaLedger(store, plans, clock)
 
     yield make
-    for database in opened:
-        await database.close()
+    for store in opened:
+        await store.close()
 
 
 # ---------------------------------------------------------------------------- plans

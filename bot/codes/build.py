@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.codes.catalog import CodeSetStatus, read_code_sets
+from bot.codes.releases import RELEASES_DDL, write_history
 from bot.codes.schema import CODES_DDL, SCHEMA_VERSION
 from bot.codes.sources import CodeRow, SourceData
 
@@ -53,12 +54,12 @@ class BuildReport:
 def default_sources() -> list[tuple[str, SourceLoader]]:
     """The public code sets, as (name, loader) pairs, in the order they are built."""
     # Imported here so that `database_status` (the CLI's `data status`) stays cheap.
-    from bot.codes.sources import hcpcs, icd10cm, icd10pcs
+    from bot.codes.sources import releases_held
 
     return [
-        ("ICD-10-CM", icd10cm.load),
-        ("ICD-10-PCS", icd10pcs.load),
-        ("HCPCS Level II", hcpcs.load),
+        ("ICD-10-CM", releases_held.icd10cm),
+        ("ICD-10-PCS", releases_held.icd10pcs),
+        ("HCPCS Level II", releases_held.hcpcs),
     ]
 
 
@@ -217,12 +218,14 @@ def build_code_db(
         tables, indexes = _split_ddl()
         for statement in tables:
             conn.execute(statement)
+        conn.executescript(RELEASES_DDL)
         writer = _Writer(conn)
         for name, loader in loaders:
             step = time.perf_counter()
             progress(f"reading {name} ...")
             data = loader()
             written = writer.insert(data.system, data.rows)
+            write_history(conn, data.releases, data.spans, data.changes)
             conn.execute(
                 _INSERT_SET,
                 (data.system, data.label, data.release, data.source, json.dumps(data.counts)),

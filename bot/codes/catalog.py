@@ -14,14 +14,17 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extract
 
+from bot.codes.dated import DatedView
 from bot.codes.inherited_notes import NoteInheritance
 from bot.codes.normalize import normalize_code
+from bot.codes.releases import ReleaseCalendar, read_releases
 from bot.model import CodeCard, CodeRef, CodeSystem
 
 MAX_CHILDREN = 50
@@ -72,7 +75,10 @@ class CodeCatalog:
         self._parent_attrs: dict[int, tuple[tuple[str, str], ...]] = {}
         self._inherited = NoteInheritance(conn)
         # Teams look the same few hundred codes up all day: keep their finished cards.
-        self._cards: OrderedDict[tuple[str, bool], tuple[CodeCard, ...]] = OrderedDict()
+        self._cards: OrderedDict[tuple[str, bool, date | None], tuple[CodeCard, ...]] = (
+            OrderedDict()
+        )
+        self._dated = DatedView(conn, ReleaseCalendar([]))
         self._prefix_keys: dict[str, list[str]] = {}
 
     @classmethod
@@ -101,6 +107,7 @@ class CodeCatalog:
         if version != self._data_version:
             self._data_version = version
             self._sets = {s.system: s for s in read_code_sets(self._conn)}
+            self._dated = DatedView(self._conn, ReleaseCalendar(read_releases(self._conn)))
             self._refs.clear()
             self._parent_attrs.clear()
             self._inherited.clear()
@@ -202,8 +209,18 @@ class CodeCatalog:
             self._parent_attrs[parent_id] = inherited
         return inherited + own
 
-    def lookup(self, raw: str) -> list[CodeCard]:
+    @property
+    def calendar(self) -> ReleaseCalendar:
+        """The releases held per code set (which one is in force on a day)."""
+        with self._lock:
+            self._fresh()
+            return self._dated.calendar
+
+    def lookup(self, raw: str, as_of: date | None = None) -> list[CodeCard]:
         """Every code whose key matches what the user typed (case, dot, space insensitive).
+
+        `as_of` is the date of service: the card shows the release in force that day (title,
+        billable status; not valid that day says so). None: the newest release held.
 
         A dotted input is an ICD-10-CM code only. Otherwise a key present in several code
         sets (B00: ICD-10-CM category and PCS table) returns one card per set, ICD-10-CM
@@ -212,7 +229,7 @@ class CodeCatalog:
         key = normalize_code(raw)
         if not key:
             return []
-        cache_key = (key, "." in raw)
+        cache_key = (key, "." in raw, as_of)
         with self._lock:
             self._fresh()
             cached = self._cards.get(cache_key)
@@ -225,13 +242,15 @@ class CodeCatalog:
             if "." in raw:
                 rows = [r for r in rows if r[1] == CodeSystem.ICD10CM.value]
             rows.sort(key=lambda r: SYSTEM_ORDER.get(r[1], len(SYSTEM_ORDER)))
-            cards = tuple(self._card(r) for r in rows)
+            cards = tuple(self._dated.apply(self._card(r), as_of) for r in rows)
             self._cards[cache_key] = cards
             if len(self._cards) > CARD_CACHE_SIZE:
                 self._cards.popitem(last=False)
             return list(cards)
 
-    def get(self, system: CodeSystem | str, code: str) -> CodeCard | None:
+    def get(
+        self, system: CodeSystem | str, code: str, as_of: date | None = None
+    ) -> CodeCard | None:
         """The card of one code in one system, by display code (E11.9) or key (E119)."""
         system_value = CodeSystem(system).value
         with self._lock:
@@ -245,7 +264,7 @@ class CodeCatalog:
                     f"SELECT {_CARD_COLUMNS} FROM codes WHERE key = ? AND system = ?",
                     (normalize_code(code), system_value),
                 ).fetchone()
-            return None if row is None else self._card(row)
+            return None if row is None else self._dated.apply(self._card(row), as_of)
 
     # ------------------------------------------------------------------ suggestions
 

@@ -241,13 +241,16 @@ class FakeDiscord:
     # ------------------------------------------------------------------ payload builders
 
     def user_payload(
-        self, user_id: str = "700000000000000001", name: str = "coder"
+        self,
+        user_id: str = "700000000000000001",
+        name: str = "coder",
+        global_name: str | None = None,
     ) -> dict[str, Any]:
-        """A Discord user object."""
+        """A Discord user object (display name `global_name`, by default the title-cased name)."""
         return {
             "id": user_id,
             "username": name,
-            "global_name": name.title(),
+            "global_name": name.title() if global_name is None else global_name,
             "discriminator": "0",
             "avatar": None,
             "public_flags": 0,
@@ -276,8 +279,9 @@ class FakeDiscord:
         user_id: str,
         permissions: int,
         channel_id: str | None = None,
+        global_name: str | None = None,
     ) -> dict[str, Any]:
-        user = self.user_payload(user_id)
+        user = self.user_payload(user_id, global_name=global_name)
         payload: dict[str, Any] = {
             "id": self.new_id(),
             "application_id": self.app_id,
@@ -325,10 +329,15 @@ class FakeDiscord:
         user_id: str = "700000000000000001",
         permissions: int = MEMBER_PERMISSIONS,
         command_name: str = "code",
+        global_name: str | None = None,
     ) -> dict[str, Any]:
         """INTERACTION_CREATE for `/code query:<query>` (type 2, APPLICATION_COMMAND)."""
         payload = self._interaction_base(
-            2, guild_id=guild_id, user_id=user_id, permissions=permissions
+            2,
+            guild_id=guild_id,
+            user_id=user_id,
+            permissions=permissions,
+            global_name=global_name,
         )
         payload["data"] = {
             "id": self._command_id(command_name, guild_id),

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.codes.releases import Release
+
 #: The project's `data/` directory, where the public source files live.
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
@@ -49,6 +51,11 @@ class SourceData:
     source: str
     rows: list[CodeRow]
     counts: dict[str, int]
+    # The releases held of this code set (oldest first) and what differs between them:
+    # `code_spans` and `code_changes` rows, in the column order of bot/codes/releases.py.
+    releases: list[Release] = field(default_factory=list)
+    spans: list[tuple[Any, ...]] = field(default_factory=list)
+    changes: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def make_details(

@@ -1,10 +1,7 @@
-"""The SQLite state database (aiosqlite): connection set-up, schema migrations, retries.
+"""The SQLite state database connection (aiosqlite): set-up, migrations, retries, batching.
 
-Everything stateful (plans of users and teams, the charge ledger, usage counters, grants,
-team lookups and notes) lives in one SQLite file shared by every codebot process. The
-service never sees SQL: it talks to `bot.ports.Accounts`, so a server database can be added
-later as another `Accounts` implementation chosen by the `CODEBOT_DATABASE_URL` scheme
-(see `bot.accounts.open_accounts`), without touching the service.
+`bot.state.sqlite.SqliteStore` holds the SQL; this module is the connection it runs on:
+one SQLite file shared by every codebot process on one host.
 
 Connection rules, chosen for many writers in several processes:
 - WAL journal, so readers never block the writer and commits need no fsync of the main
@@ -22,8 +19,10 @@ Connection rules, chosen for many writers in several processes:
   (each statement still commits on its own), so under load a thread handoff and an event
   loop wake-up are paid per batch of requests, not per statement.
 
-Migrations are numbered SQL scripts applied in order inside `BEGIN IMMEDIATE`, tracked by
-`PRAGMA user_version`; several processes starting at once apply each migration once.
+Migrations (`bot.state.migrations`) are applied in order inside `BEGIN IMMEDIATE` and
+tracked in the `schema_migrations` table; several processes starting at once apply each
+migration once. A file from before that table (v1 tracked by `PRAGMA user_version`) is
+adopted: its versions are recorded as applied.
 """
 
 from __future__ import annotations
@@ -35,11 +34,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import aiosqlite
+
+from bot.state.migrations import Migration, pending
 
 logger = logging.getLogger(__name__)
 
@@ -54,117 +56,16 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # truncate the WAL back to this after a checkpoint
 MAX_RETRIES = 12
 
-# Version n is MIGRATIONS[n - 1]. Never edit a released migration: append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    -- Plans chosen by admins (NULL plan = the configured guest/registered default).
-    CREATE TABLE users (
-        platform      TEXT NOT NULL,
-        tenant        TEXT NOT NULL,
-        user_id       TEXT NOT NULL,
-        plan          TEXT,
-        display_name  TEXT NOT NULL DEFAULT '',
-        registered_at TEXT,
-        created_at    TEXT NOT NULL,
-        PRIMARY KEY (platform, tenant, user_id)
-    ) WITHOUT ROWID;
-
-    CREATE TABLE teams (
-        platform   TEXT NOT NULL,
-        tenant     TEXT NOT NULL,
-        plan       TEXT,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (platform, tenant)
-    ) WITHOUT ROWID;
-
-    -- One usage bucket per pool and period. user_id '' is the tenant's team pool.
-    -- `used` is maintained by the triggers below from `charges`, never written directly;
-    -- `granted` is what admins added on top of the plan for this period.
-    CREATE TABLE usage (
-        platform TEXT NOT NULL,
-        tenant   TEXT NOT NULL,
-        user_id  TEXT NOT NULL,
-        period   TEXT NOT NULL,
-        used     INTEGER NOT NULL DEFAULT 0,
-        granted  INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (platform, tenant, user_id, period)
-    ) WITHOUT ROWID;
-
-    -- The ledger: one row per request id, allowed or refused, so a replay returns the
-    -- original outcome. pool_user is who paid ('' = the team pool) for `period`.
-    CREATE TABLE charges (
-        platform   TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        tenant     TEXT NOT NULL,
-        user_id    TEXT NOT NULL,
-        pool_user  TEXT NOT NULL,
-        period     TEXT NOT NULL,
-        plan       TEXT NOT NULL,
-        team_plan  TEXT,
-        cost       INTEGER NOT NULL,
-        allowed    INTEGER NOT NULL,
-        remaining  INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (platform, request_id)
-    ) WITHOUT ROWID;
-    -- for usage/stats of this period; no index by user: only purge needs that (a scan)
-    CREATE INDEX charges_tenant_time ON charges (platform, tenant, created_at);
-
-    CREATE TRIGGER charges_count AFTER INSERT ON charges WHEN NEW.allowed = 1 BEGIN
-        INSERT INTO usage (platform, tenant, user_id, period, used)
-        VALUES (NEW.platform, NEW.tenant, NEW.pool_user, NEW.period, NEW.cost)
-        ON CONFLICT (platform, tenant, user_id, period) DO UPDATE SET used = used + excluded.used;
-    END;
-
-    -- A refund deletes the charge; the counter follows in the same statement.
-    CREATE TRIGGER charges_refund AFTER DELETE ON charges WHEN OLD.allowed = 1 BEGIN
-        UPDATE usage SET used = used - OLD.cost
-        WHERE platform = OLD.platform AND tenant = OLD.tenant
-          AND user_id = OLD.pool_user AND period = OLD.period;
-    END;
-
-    -- Audit trail of admin grants.
-    CREATE TABLE grants (
-        id         INTEGER PRIMARY KEY,
-        platform   TEXT NOT NULL,
-        tenant     TEXT NOT NULL,
-        user_id    TEXT NOT NULL,
-        period     TEXT NOT NULL,
-        amount     INTEGER NOT NULL CHECK (amount > 0),
-        granted_by TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-
-    -- Answered lookups, for /code recent and /code stats (per tenant).
-    CREATE TABLE lookups (
-        id           INTEGER PRIMARY KEY,
-        platform     TEXT NOT NULL,
-        tenant       TEXT NOT NULL,
-        user_id      TEXT NOT NULL,
-        display_name TEXT NOT NULL,
-        system       TEXT NOT NULL,
-        code         TEXT NOT NULL,
-        title        TEXT NOT NULL,
-        request_id   TEXT NOT NULL,
-        created_at   TEXT NOT NULL
-    );
-    CREATE INDEX lookups_tenant ON lookups (platform, tenant, created_at);
-
-    -- Team notes. system '' = stored without a resolver: matches the code key in any set.
-    CREATE TABLE notes (
-        platform    TEXT NOT NULL,
-        tenant      TEXT NOT NULL,
-        system      TEXT NOT NULL,
-        code_key    TEXT NOT NULL,
-        code        TEXT NOT NULL,
-        text        TEXT NOT NULL,
-        author_id   TEXT NOT NULL,
-        author_name TEXT NOT NULL,
-        updated_at  TEXT NOT NULL,
-        PRIMARY KEY (platform, tenant, code_key, system)
-    ) WITHOUT ROWID;
-    """,
+_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
 )
+_APPLIED_SQL = "SELECT version FROM schema_migrations"
+_RECORD_SQL = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def is_locked_error(error: BaseException) -> bool:
@@ -192,7 +93,7 @@ class Database:
         path: Path,
         *,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-        migrations: Sequence[str] = MIGRATIONS,
+        migrations: Sequence[Migration] = (),
     ) -> Database:
         """Open (creating parent directories and the file) and migrate the database."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,22 +114,35 @@ class Database:
             raise
         return database
 
-    async def _migrate(self, migrations: Sequence[str]) -> None:
-        version = await self._user_version()
-        if version >= len(migrations):
+    async def _migrate(self, migrations: Sequence[Migration]) -> None:
+        if not migrations or not pending(migrations, await self._applied_versions()):
             return
         async with self.transaction() as tx:
+            await tx.execute(_MIGRATIONS_TABLE)
             # re-read under the write lock: another process may have migrated meanwhile
-            version = await self._user_version()
-            for number, script in enumerate(migrations[version:], start=version + 1):
-                for statement in _split_script(script):
+            applied = {int(row[0]) for row in await tx.fetchall(_APPLIED_SQL)}
+            legacy = int((await tx.fetchall("PRAGMA user_version"))[0][0])
+            for old in migrations[: legacy if not applied else 0]:
+                await tx.execute(_RECORD_SQL, (old.version, old.name, _now_text()))
+                applied.add(old.version)
+            for migration in pending(migrations, applied):
+                for statement in _split_script(migration.sql):
                     await tx.execute(statement)
-                await tx.execute(f"PRAGMA user_version = {number}")
-                logger.info("state database %s migrated to version %d", self.path, number)
+                await tx.execute(_RECORD_SQL, (migration.version, migration.name, _now_text()))
+                logger.info(
+                    "state database %s: migration %d (%s) applied",
+                    self.path,
+                    migration.version,
+                    migration.name,
+                )
 
-    async def _user_version(self) -> int:
-        rows = await self._conn.execute_fetchall("PRAGMA user_version")
-        return int(next(iter(rows))[0])
+    async def _applied_versions(self) -> set[int]:
+        exists = await self._conn.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
+        if not list(exists):
+            return set()
+        return {int(row[0]) for row in await self._conn.execute_fetchall(_APPLIED_SQL)}
 
     async def _retry(self, operation: Callable[[], Awaitable[T]]) -> T:
         delay = 0.002

@@ -1,46 +1,51 @@
-"""`SqliteAccounts`: the `bot.ports.Accounts` implementation over one SQLite file.
+"""`StateAccounts`: the `bot.ports.Accounts` implementation over any `StateStore`.
 
-It charges quota (through `bot.quota.QuotaLedger`), keeps the team's lookup history and
-notes, and answers the free account and team commands: `/code quota`, `register`,
+It charges quota (through `bot.state.ledger.QuotaLedger`), keeps the team's lookup history
+and notes, and answers the free account and team commands: `/code quota`, `register`,
 `admin …`, `note`, `recent`, `stats`. Every answer is `Reply(kind=ReplyKind.INFO, …)`.
+The same code runs on SQLite and PostgreSQL: only the store differs.
 
 Privacy: every team query is filtered by (platform, tenant) of the asking user, so one
 workspace/server never sees another's notes, history or stats; admin targets are always
 resolved inside the admin's own platform and tenant.
 
-Notes are stored as raw text (escaping is each adapter's job) after a defensive clean-up:
-NFKC, no control characters, no mention syntax and no mass mentions, bounded length.
+Notes are stored as raw text (escaping is each adapter's job) after a defensive clean-up
+(`bot.state.policy.sanitize_note`): NFKC, no control characters, no mention syntax and no
+mass mentions, bounded length.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import sqlite3
-import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot.codes.normalize import normalize_code
-from bot.commands import MAX_NOTE_CHARS, Command, CommandKind
-from bot.config import ConfigError, Settings
+from bot.commands import Command, CommandKind
+from bot.config import Settings
 from bot.logsafe import audit
 from bot.model import CodeSystem, Reply, ReplyKind, Request, UserRef
-from bot.plans import Period, Plan, PlanTable, lookups, month_start
-from bot.ports import Accounts, ChargeOutcome, LookupRecord, TeamNote
-from bot.quota import (
+from bot.ports import ChargeOutcome, LookupRecord, TeamNote
+from bot.state.ledger import QuotaLedger
+from bot.state.plans import Period, Plan, PlanTable, lookups, month_start
+from bot.state.policy import (
     MAX_GRANT,
     Clock,
     GrantRefused,
+    NoteChange,
     PoolState,
-    QuotaLedger,
+    account_key,
+    normalize_target,
     notice_text,
     parse_timestamp,
+    sanitize_note,
     timestamp,
     utc_now,
 )
-from bot.store import Database
+from bot.state.store import HistoryRow, StateStore
+
+__all__ = ["StateAccounts", "normalize_target", "sanitize_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,60 +56,11 @@ RECENT_LIMIT = 20
 FLUSH_ROWS = 100  # lookup history rows per insert (9 parameters each, far below limits)
 FLUSH_SECONDS = 0.2
 TOP_LIMIT = 10
-MAX_TARGET_CHARS = 64
 TEAM_PLAN_OFF = frozenset({"none", "off", "remove", "clear"})
 
-# <@U123>, <@!123>, <@U123|name> (Slack legacy): the user id is the first group
-_USER_MENTION = re.compile(r"^<@!?([A-Za-z0-9_.\-]{1,64})(?:\|[^<>]*)?>$")
-# any mention-like syntax: <@…>, <#…>, <!…> (Slack <!channel>, Discord roles <@&…>)
-_MENTION_SYNTAX = re.compile(r"<\s*[@#!][^<>]*>")
-# mass mentions in plain text; neutralised with a zero-width space so they never ping
-_MASS_MENTION = re.compile(r"@(everyone|here|channel)", re.IGNORECASE)
-_ZWSP = "\u200b"
-_SPACES = re.compile(r"[ \t]+")
 
-
-def sanitize_note(raw: str, limit: int = MAX_NOTE_CHARS) -> str:
-    """Clean note text for storage; never raises.
-
-    NFKC first (so full-width `＠everyone` is caught), control characters become spaces,
-    mention syntax is removed until none is left (removal can join new `<…>` pairs), mass
-    mentions are broken with a zero-width space, and the result is cut to `limit`.
-    """
-    text = unicodedata.normalize("NFKC", raw[: limit * 8])
-    # ZWSP is kept: it is what neutralises mass mentions, so cleaning twice changes nothing
-    text = "".join(ch if ch.isprintable() or ch == _ZWSP else " " for ch in text)
-    previous = None
-    while previous != text:
-        previous = text
-        text = _MENTION_SYNTAX.sub(" ", text)
-    text = _SPACES.sub(" ", text).strip()
-    text = _MASS_MENTION.sub(lambda match: f"@{_ZWSP}{match.group(1)}", text)
-    if len(text) > limit:
-        text = text[:limit].rstrip()
-    # a cut may split "@\u200b…" but never re-creates "@everyone": the ZWSP comes first
-    return text
-
-
-def normalize_target(raw: str) -> str | None:
-    """The user id an admin command names: `<@U123>`, `<@!123>`, `@name` or a bare id.
-
-    None for anything that is not a single user (role or channel mentions, empty, too long).
-    """
-    text = raw.strip()
-    match = _USER_MENTION.match(text)
-    if match:
-        return match.group(1)
-    if text.startswith("<"):
-        return None
-    text = text.removeprefix("@")
-    if not text or len(text) > MAX_TARGET_CHARS or any(ch.isspace() for ch in text):
-        return None
-    return text
-
-
-class SqliteAccounts:
-    """Quota, registration, admin controls and team data in one SQLite state file."""
+class StateAccounts:
+    """Quota, registration, admin controls and team data over one state store."""
 
     def __init__(
         self,
@@ -113,11 +69,11 @@ class SqliteAccounts:
         resolve: Resolve | None = None,
     ) -> None:
         self.ledger = ledger
-        self._db = ledger.db
+        self.store: StateStore = ledger.store
         self._admins = frozenset(admins)
         self._resolve = resolve
         self._known_names: dict[tuple[str, str, str], str] = {}
-        self._pending: list[tuple[str, ...]] = []  # lookup history not yet written
+        self._pending: list[HistoryRow] = []  # lookup history not yet written
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_tasks: set[asyncio.Future[None]] = set()
 
@@ -128,16 +84,24 @@ class SqliteAccounts:
         *,
         now: Clock = utc_now,
         resolve: Resolve | None = None,
-    ) -> SqliteAccounts:
-        """Open (create, migrate) `settings.state_path` with the `[quota]` plans and admins.
+    ) -> StateAccounts:
+        """Open (create, migrate) the state database of `settings.database_url`.
 
-        `now` is the clock (tests inject one); `resolve` maps a typed code to its
-        (system, display code) so notes are keyed exactly (without it, by the code key).
-        Raises ConfigError for a malformed `[quota]` table or database URL.
+        The `[quota]` plans and the admins come from `settings`; `now` is the clock (tests
+        inject one); `resolve` maps a typed code to its (system, display code) so notes are
+        keyed exactly (without it, by the code key). Raises ConfigError for a malformed
+        `[quota]` table or database URL.
         """
+        from bot.state import open_store  # the package imports this module
+
         plans = PlanTable.from_config(settings.quota)
-        database = await Database.open(settings.state_path)
-        return cls(QuotaLedger(database, plans, now), settings.admins, resolve)
+        store = await open_store(settings)
+        try:
+            await store.install_plans(plans)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(QuotaLedger(store, plans, now), settings.admins, resolve)
 
     @property
     def plans(self) -> PlanTable:
@@ -213,12 +177,7 @@ class SqliteAccounts:
             self._flush_timer = None
         while self._pending:
             batch, self._pending = self._pending[:FLUSH_ROWS], self._pending[FLUSH_ROWS:]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
-            await self._db.execute(
-                "INSERT INTO lookups (platform, tenant, user_id, display_name, system, code, "
-                f"title, request_id, created_at) VALUES {values}",
-                [value for row in batch for value in row],
-            )
+            await self.store.insert_lookups(batch)
 
     async def _remember_name(self, user: UserRef, name: str) -> None:
         # the users row carries the display name for `admin usage`; write it only when it
@@ -226,11 +185,8 @@ class SqliteAccounts:
         key = (user.platform, user.tenant_id, user.user_id)
         if self._known_names.get(key) == name:
             return
-        await self._db.execute(
-            "INSERT INTO users (platform, tenant, user_id, display_name, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, tenant, user_id) "
-            "DO UPDATE SET display_name = excluded.display_name",
-            (*key, name[:100], timestamp(self.ledger.now())),
+        await self.store.save_display_name(
+            account_key(user), name[:100], timestamp(self.ledger.now())
         )
         self._known_names[key] = name
 
@@ -240,7 +196,7 @@ class SqliteAccounts:
         """Notes of the user's team on the given (system, display code) pairs."""
         if not keys:
             return {}
-        return await self._db.run(_notes_job(user, keys))
+        return await self.store.team_notes(user.platform, user.tenant_id, keys)
 
     async def charge_and_notes(
         self, user: UserRef, request_id: str, cost: int, keys: Sequence[tuple[str, str]]
@@ -250,8 +206,7 @@ class SqliteAccounts:
         If the notes cannot be read, the charge is refunded and the error raised, so a
         caller that gets an exception was charged nothing.
         """
-        then = _notes_job(user, keys) if keys else None
-        outcome, notes = await self.ledger.charge_then(user, request_id, cost, then)
+        outcome, notes = await self.ledger.charge_with_notes(user, request_id, cost, keys)
         if isinstance(notes, BaseException):
             await self.refund(user, request_id)
             raise notes
@@ -279,7 +234,7 @@ class SqliteAccounts:
         try:
             await self.flush()
         finally:
-            await self._db.close()
+            await self.store.close()
 
     # ------------------------------------------------------------------ quota, register
 
@@ -412,10 +367,12 @@ class SqliteAccounts:
         if not top:
             return _info(f"No lookups charged since {since} (UTC).", "Usage")
         lines = [f"Top users since {since} (UTC):"]
+        names: list[str] = []
         for rank, (user_id, name, total) in enumerate(top, start=1):
             shown = f"{name} ({user_id})" if name and name != user_id else user_id
+            names.append(name or "")
             lines.append(f"{rank}. {shown}: {lookups(total)}")
-        return _info("\n".join(lines), "Usage")
+        return _info("\n".join(lines), "Usage", names)
 
     # ------------------------------------------------------------------ notes
 
@@ -437,94 +394,59 @@ class SqliteAccounts:
         typed = command.codes[0].text
         note_key = self._note_key(typed)
         if note_key is None:
-            return _info(f"{typed[:20]} is not a valid code.", "Note not saved")
+            return _info(f"{typed[:20]} is not a valid code.", "Note not saved", [typed[:20]])
         system, code_key, code = note_key
         user = request.user
         deleting = command.args == ("delete",)
         text = "" if deleting else sanitize_note(command.text)
         if not deleting and not text:
             return _info("The note is empty.", "Note not saved")
-        admin = self.is_admin(request)
-        where = (user.platform, user.tenant_id, code_key, system)
-        async with self._db.transaction() as tx:
-            rows = await tx.fetchall(
-                "SELECT author_id FROM notes WHERE platform = ? AND tenant = ? "
-                "AND code_key = ? AND system = ?",
-                where,
+        change = await self.store.change_note(
+            user.platform,
+            user.tenant_id,
+            system=system,
+            code_key=code_key,
+            code=code,
+            text=None if deleting else text,
+            author_id=user.user_id,
+            author_name=(user.display_name or user.user_id)[:100],
+            may_override=self.is_admin(request),
+            now=timestamp(self.ledger.now()),
+        )
+        if change is NoteChange.NOT_AUTHOR:
+            return _info(
+                f"Only the note's author or an admin can change the team note on {code}.",
+                "Note not changed",
             )
-            author = rows[0][0] if rows else None
-            if author is not None and author != user.user_id and not admin:
-                return _info(
-                    f"Only the note's author or an admin can change the team note on {code}.",
-                    "Note not changed",
-                )
-            if deleting:
-                if author is None:
-                    return _info(f"There is no team note on {code}.", "No note")
-                await tx.execute(
-                    "DELETE FROM notes WHERE platform = ? AND tenant = ? AND code_key = ? "
-                    "AND system = ?",
-                    where,
-                )
-                return _info(f"The team note on {code} is removed.", "Note removed")
-            await tx.execute(
-                "INSERT INTO notes (platform, tenant, system, code_key, code, text, author_id, "
-                "author_name, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (platform, tenant, code_key, system) DO UPDATE SET "
-                "text = excluded.text, code = excluded.code, author_id = excluded.author_id, "
-                "author_name = excluded.author_name, updated_at = excluded.updated_at",
-                (
-                    user.platform,
-                    user.tenant_id,
-                    system,
-                    code_key,
-                    code,
-                    text,
-                    user.user_id,
-                    (user.display_name or user.user_id)[:100],
-                    timestamp(self.ledger.now()),
-                ),
-            )
-        verb = "updated" if author is not None else "saved"
-        return _info(f"Team note on {code} {verb}: {text}", "Note saved")
+        if change is NoteChange.NO_NOTE:
+            return _info(f"There is no team note on {code}.", "No note")
+        if change is NoteChange.REMOVED:
+            return _info(f"The team note on {code} is removed.", "Note removed")
+        return _info(f"Team note on {code} {change.value}: {text}", "Note saved", [text])
 
     # ------------------------------------------------------------------ recent, stats
 
     async def _recent(self, user: UserRef) -> Reply:
         await self.flush()
-        rows = await self._db.fetchall(
-            "SELECT display_name, system, code, title, created_at FROM lookups "
-            "WHERE platform = ? AND tenant = ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            (user.platform, user.tenant_id, RECENT_LIMIT),
-        )
+        rows = await self.store.recent_lookups(user.platform, user.tenant_id, RECENT_LIMIT)
         if not rows:
             return _info("Your team has no lookups yet.", "Recent lookups")
         lines = [f"Your team's last {len(rows)} lookups:"]
+        names = sorted({row.display_name or "" for row in rows})
         for row in rows:
-            when = parse_timestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
+            when = parse_timestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
             lines.append(
-                f"{when} UTC · {row['display_name']} · {row['code']} "
-                f"({_system_label(row['system'])}) {_clip(row['title'], 80)}"
+                f"{when} UTC · {row.display_name} · {row.code} "
+                f"({_system_label(row.system)}) {_clip(row.title, 80)}"
             )
-        return _info("\n".join(lines), "Recent lookups")
+        return _info("\n".join(lines), "Recent lookups", names)
 
     async def _stats(self, user: UserRef) -> Reply:
         await self.flush()
         now = self.ledger.now()
         since = timestamp(month_start(now))
-        key = (user.platform, user.tenant_id, since)
-        usage = await self._db.fetchone(
-            "SELECT COALESCE(SUM(cost), 0), COUNT(DISTINCT user_id) FROM charges "
-            "WHERE platform = ? AND tenant = ? AND created_at >= ? AND allowed = 1",
-            key,
-        )
-        top = await self._db.fetchall(
-            "SELECT system, code, MAX(title), COUNT(*) AS n FROM lookups "
-            "WHERE platform = ? AND tenant = ? AND created_at >= ? "
-            "GROUP BY system, code ORDER BY n DESC, code LIMIT ?",
-            (*key, TOP_LIMIT),
-        )
-        total, people = (int(usage[0]), int(usage[1])) if usage else (0, 0)
+        total, people = await self.store.usage_since(user.platform, user.tenant_id, since)
+        top = await self.store.top_codes(user.platform, user.tenant_id, since, TOP_LIMIT)
         month = month_start(now).date().isoformat()
         lines = [
             f"Team usage since {month} (UTC): {lookups(total)} by "
@@ -537,55 +459,14 @@ class SqliteAccounts:
             lines.append("Most looked-up codes:")
             for rank, row in enumerate(top, start=1):
                 lines.append(
-                    f"{rank}. {row[1]} ({_system_label(row[0])}) {_clip(row[2], 60)} "
-                    f"× {int(row[3]):,}"
+                    f"{rank}. {row[1]} ({_system_label(row[0])}) {_clip(row[2], 60)} × {row[3]:,}"
                 )
         return _info("\n".join(lines), "Team stats")
 
 
-async def open_accounts(
-    settings: Settings, *, now: Clock = utc_now, resolve: Resolve | None = None
-) -> Accounts:
-    """The Accounts implementation for `settings.database_url` (only sqlite:/// today).
-
-    A server database would add its scheme here, behind the same protocol.
-    """
-    if settings.database_url.startswith("sqlite:///"):
-        return await SqliteAccounts.open(settings, now=now, resolve=resolve)
-    raise ConfigError("CODEBOT_DATABASE_URL must look like sqlite:///path/to/state.sqlite")
-
-
-def _notes_job(
-    user: UserRef, keys: Sequence[tuple[str, str]]
-) -> Callable[[sqlite3.Connection], dict[tuple[str, str], TeamNote]]:
-    """A `Database.run` job: the tenant's notes on (system, display code) pairs (non-empty)."""
-    wanted = {(system, normalize_code(code)): (system, code) for system, code in keys}
-    code_keys = sorted({code_key for _, code_key in wanted})
-    marks = ", ".join("?" * len(code_keys))
-    sql = (
-        "SELECT system, code_key, text, author_name FROM notes "
-        f"WHERE platform = ? AND tenant = ? AND code_key IN ({marks})"
-    )
-    params = (user.platform, user.tenant_id, *code_keys)
-
-    def job(connection: sqlite3.Connection) -> dict[tuple[str, str], TeamNote]:
-        rows = connection.execute(sql, params).fetchall()
-        if not rows:  # the usual case: no note on any of these codes
-            return {}
-        exact = {(row["system"], row["code_key"]): row for row in rows if row["system"]}
-        loose = {row["code_key"]: row for row in rows if not row["system"]}
-        notes: dict[tuple[str, str], TeamNote] = {}
-        for (system, code_key), original in wanted.items():
-            row = exact.get((system, code_key)) or loose.get(code_key)
-            if row is not None:
-                notes[original] = TeamNote(row["text"], row["author_name"])
-        return notes
-
-    return job
-
-
-def _info(text: str, title: str) -> Reply:
-    return Reply(ReplyKind.INFO, text=text, title=title)
+def _info(text: str, title: str, user_text: Sequence[str] = ()) -> Reply:
+    # user_text: the parts of `text` users typed, for adapters to escape (Reply.user_text)
+    return Reply(ReplyKind.INFO, text=text, title=title, user_text=tuple(t for t in user_text if t))
 
 
 def _pool_line(pool: PoolState, now: datetime) -> str:
