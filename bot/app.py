@@ -54,14 +54,16 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         return (cards[0].system.value, cards[0].code) if cards else None
 
     accounts = await open_accounts(settings, resolve=resolve)
-<<<<<<< HEAD
     knowledge = KnowledgeBase.open(settings.codes_db)
     if warm:
         knowledge.warm_up()
-    service = LookupService(catalog, search, accounts, knowledge=knowledge)
-=======
-    service = LookupService(catalog, search, accounts, clock=clock_from_settings(settings.today))
->>>>>>> main
+    service = LookupService(
+        catalog,
+        search,
+        accounts,
+        clock=clock_from_settings(settings.today),
+        knowledge=knowledge,
+    )
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.

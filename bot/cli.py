@@ -188,17 +188,14 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
         for status in database_status(settings.codes_db):
             counts = ", ".join(f"{name} {value:,}" for name, value in status.counts.items())
             print(f"{status.label:<16} {status.release:<24} {counts}")
-<<<<<<< HEAD
+        today = clock_from_settings(settings.today)()
+        for line in describe_releases(database_releases(settings.codes_db), today):
+            print(line)
         from bot.codes.knowledge_build import knowledge_status
 
         for source in knowledge_status(settings.codes_db):
             counts = ", ".join(f"{name} {value:,}" for name, value in source.counts.items())
             print(f"{source.label:<16} {source.release:<24} {counts} [{source.source}]")
-=======
-        today = clock_from_settings(settings.today)()
-        for line in describe_releases(database_releases(settings.codes_db), today):
-            print(line)
->>>>>>> main
         return EXIT_OK
     from bot.codes.cpt_import import CptImportError, import_cpt
 
@@ -239,20 +236,16 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     catalog, _ = _code_data(settings)
     words = clean_text(" ".join(args.codes)).split(" ")[:50]
     tokens = [CodeToken(word, shape_of(word)) for word in words if word]
-<<<<<<< HEAD
-    items = CodeResolver(catalog).items(tokens)
+    day = args.date or clock_from_settings(settings.today)()
+    items = CodeResolver(catalog).items(tokens, day)
     from bot.codes.knowledge import KnowledgeBase
-    from bot.knowledge_cards import today_utc, with_coding
+    from bot.knowledge_cards import with_coding
 
     knowledge = KnowledgeBase.open(settings.codes_db)
     try:
-        items = with_coding(items, knowledge, today_utc())
+        items = with_coding(items, knowledge, day)
     finally:
         knowledge.close()
-=======
-    day = args.date or clock_from_settings(settings.today)()
-    items = CodeResolver(catalog).items(tokens, day)
->>>>>>> main
     if args.json:
         out: list[dict[str, Any]] = []
         for item in items:

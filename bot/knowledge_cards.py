@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 
 from bot.codes.knowledge import KnowledgeBase
 from bot.model import CodeCard, ReplyItem
-
-
-def today_utc() -> date:
-    """Today's date in UTC: the default date of service."""
-    return datetime.now(UTC).date()
 
 
 def with_coding(

@@ -101,15 +101,12 @@ class CodeCard:
     source: dict[str, str] = field(default_factory=dict)
     team_note: str = ""
     team_note_author: str = ""
-<<<<<<< HEAD
-    coding: CodingFacts | None = None  # MS-DRG, MCE, HCC, POA, ICD-9 (bot.knowledge_model)
-=======
     # Timeline lines across the releases held ("new in FY2027", "title revised FY2027
     # (was: …)", "billable until FY2026") and the date of service the card answers for
     # ("" = today). See bot/codes/dated.py.
     history: tuple[str, ...] = ()
     as_of: str = ""
->>>>>>> main
+    coding: CodingFacts | None = None  # MS-DRG, MCE, HCC, POA, ICD-9 (bot.knowledge_model)
 
 
 @dataclass(frozen=True)

@@ -156,16 +156,12 @@ def render_card(card: CodeCard) -> str:
             continue
         tail = f"; … and {more} more" if more else ""
         lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
-<<<<<<< HEAD
     lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
-    dates = [f"{name} {value}" for name, value in card.effective.items() if value]
-=======
     dates = [
         f"{name.replace('_', ' ')} {value}"
         for name, value in card.effective.items()
         if value and name != "release"
     ]
->>>>>>> main
     if dates:
         lines.append("Dates: " + ", ".join(dates))
     release = release_line(card)

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
 
-<<<<<<< HEAD
-from bot.codes.knowledge import KnowledgeBase
-from bot.commands import Command, CommandKind, parse
-from bot.knowledge_cards import today_utc, with_coding
-=======
 from bot.clock import Clock, utc_today
+from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, clean_text, parse
->>>>>>> main
+from bot.knowledge_cards import with_coding
 from bot.model import (
     Action,
     CodeCard,
@@ -67,25 +62,17 @@ class LookupService:
         search: CodeSearch,
         accounts: Accounts,
         *,
-<<<<<<< HEAD
-        knowledge: KnowledgeBase | None = None,
-        today: Callable[[], date] = today_utc,
-    ) -> None:
-=======
         clock: Clock = utc_today,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
-        """`clock` says what day "today" is (the date of service when none is named)."""
->>>>>>> main
+        """`clock` says what day "today" is (the date of service when none is named);
+        `knowledge` adds MS-DRG, MCE, HCC, POA and GEM facts to the cards."""
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
-<<<<<<< HEAD
-        self._knowledge = knowledge  # MS-DRG, MCE, HCC, POA, GEMs beside the cards
-        self._today = today
-=======
         self._clock = clock
->>>>>>> main
+        self._knowledge = knowledge
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -139,7 +126,7 @@ class LookupService:
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items
-            items = with_coding(items, self._knowledge, self._today())
+            items = with_coding(items, self._knowledge, day)
             return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
