@@ -16,6 +16,7 @@ from dataclasses import replace
 from bot.clock import Clock, utc_today
 from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, clean_text, parse
+from bot.knowledge_answers import KnowledgeAnswers
 from bot.knowledge_cards import with_coding
 from bot.model import (
     Action,
@@ -73,6 +74,7 @@ class LookupService:
         self._resolver = CodeResolver(catalog)
         self._clock = clock
         self._knowledge = knowledge
+        self._answers = KnowledgeAnswers(knowledge, catalog) if knowledge is not None else None
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -132,6 +134,8 @@ class LookupService:
             return await self._search_reply(request, command.query, command.system)
         if kind is CommandKind.NOTE:
             return await self._note_reply(request, command)
+        if kind is CommandKind.KNOWLEDGE:
+            return await self._knowledge_reply(request, command)
         return await self._accounts.handle(request, command)
 
     # ------------------------------------------------------------------ lookup
@@ -207,6 +211,28 @@ class LookupService:
             replayed=outcome.replayed,
         )
 
+    # ------------------------------------------------------------------ knowledge
+
+    async def _knowledge_reply(self, request: Request, command: Command) -> Reply:
+        """DRG, grouping, ICD-9 and guideline answers: one paid lookup when they have content."""
+        if self._answers is None:
+            return Reply(ReplyKind.INFO, text=_NO_KNOWLEDGE, title="Not available")
+        answer = self._answers.answer(command.args, command.as_of or self._clock())
+        if not answer.found:
+            return Reply(ReplyKind.INFO, text=answer.text, title=answer.title)
+        outcome = await self._accounts.charge(
+            request.user, request.request_id, self._accounts.cost("lookup")
+        )
+        if not outcome.allowed:
+            return _exhausted(outcome)
+        return Reply(
+            ReplyKind.INFO,
+            text=answer.text,
+            notice=outcome.notice,
+            title=answer.title,
+            replayed=outcome.replayed,
+        )
+
     # ------------------------------------------------------------------ notes
 
     async def _note_reply(self, request: Request, command: Command) -> Reply:
@@ -222,6 +248,7 @@ class LookupService:
         return await self._accounts.handle(request, command)
 
 
+_NO_KNOWLEDGE = "MS-DRG, HCC, GEM and guideline answers are not available in this deployment."
 _CPT_NOT_LOADED = (
     "CPT® descriptors are licensed by the AMA, and no licensed CPT file is loaded. "
     "An admin can load one with `codebot data import-cpt FILE`."

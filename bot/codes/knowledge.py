@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -310,3 +311,157 @@ def _cm_display(key: str) -> str:
 def _version_key(version: str) -> tuple[int, int]:
     major, _, minor = version.lstrip("v").partition(".")
     return int(major), int(minor or 0)
+
+
+# ---------------------------------------------------------------------- DRG and ICD-9 answers
+
+
+class KnowledgeQueries:
+    """Look-ups behind `/code drg`, `/code crosswalk` and ICD-9 codes (read-only, thread-safe).
+
+    Kept apart from the card facts: these answer whole questions, not one card's block.
+    """
+
+    def __init__(self, base: KnowledgeBase) -> None:
+        """Share the connection and lock of a `KnowledgeBase`."""
+        self._base = base
+
+    @property
+    def available(self) -> bool:
+        """False for a database built before the knowledge tables existed."""
+        return self._base.available
+
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with self._base._lock:
+            return self._base._conn.execute(sql, params).fetchall()
+
+    def drg(self, number: str, day: date) -> DrgAnswer | None:
+        """One MS-DRG as of `day`: title, MDC, type, weight, GMLOS, AMLOS and its family."""
+        version = self._base.drg_version_on(day)
+        if not version:
+            return None
+        definitions = self._base.definitions_version(version) or version
+        number = number.zfill(3)
+        rows = self._rows(
+            "SELECT drg, title, mdc, type FROM drg_groups WHERE version = ? ORDER BY drg",
+            (definitions,),
+        )
+        by_number = {str(r[0]): r for r in rows}
+        row = by_number.get(number)
+        if row is None:
+            return None
+        stem = drg_stem(str(row[1]))
+        family = [
+            (str(r[0]), str(r[1]))
+            for r in rows
+            if drg_stem(str(r[1])) == stem and abs(int(str(r[0])) - int(number)) <= 3
+        ]
+        fiscal_year = int(version.lstrip("v").partition(".")[0]) - 43 + 2026
+        weights = self._rows(
+            "SELECT fiscal_year, weight, gmlos, amlos, post_acute, special_pay FROM drg_weights"
+            " WHERE drg = ? AND fiscal_year <= ? ORDER BY fiscal_year DESC LIMIT 1",
+            (number, fiscal_year),
+        )
+        mdc_title = ""
+        if row[2]:
+            found = self._rows("SELECT title FROM drg_mdc WHERE mdc = ?", (row[2],))
+            mdc_title = str(found[0][0]) if found else ""
+        weight = weights[0] if weights else None
+        return DrgAnswer(
+            drg=number,
+            title=str(row[1]),
+            mdc=str(row[2]),
+            mdc_title=mdc_title,
+            type=str(row[3]),
+            version=version,
+            definitions_version=definitions,
+            weight=float(weight[1]) if weight else None,  # type: ignore[arg-type]
+            gmlos=float(weight[2]) if weight and weight[2] is not None else None,  # type: ignore[arg-type]
+            amlos=float(weight[3]) if weight and weight[3] is not None else None,  # type: ignore[arg-type]
+            weight_year=int(weight[0]) if weight else 0,  # type: ignore[call-overload]
+            post_acute=bool(weight[4]) if weight else False,
+            special_pay=bool(weight[5]) if weight else False,
+            family=tuple(family),
+        )
+
+    def icd9(self, key: str, kind: str) -> tuple[str, str] | None:
+        """(display code, title) of an ICD-9-CM code of `kind` ("dx" or "sg")."""
+        rows = self._rows(
+            "SELECT code, title FROM icd9_codes WHERE kind = ? AND key = ?", (kind, key)
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def icd9_children(self, key: str, kind: str, limit: int = 12) -> list[tuple[str, str]]:
+        """ICD-9 codes under a category typed without its digits (250 -> 250.00 …)."""
+        rows = self._rows(
+            "SELECT code, title FROM icd9_codes WHERE kind = ? AND key > ? AND key < ?"
+            " ORDER BY key LIMIT ?",
+            (kind, key, key + "~", limit),
+        )
+        return [(str(code), str(title)) for code, title in rows]
+
+    def forward(self, key: str, kind: str) -> list[tuple[str, str]]:
+        """ICD-9 -> ICD-10 GEM rows: (target key, flags); target '' is "no map"."""
+        direction = "9to10pcs" if kind == "sg" else "9to10"
+        rows = self._rows(
+            "SELECT target, flags FROM gem_entries WHERE direction = ? AND source = ?"
+            " ORDER BY flags, target",
+            (direction, key),
+        )
+        return [(str(t), str(f)) for t, f in rows]
+
+    def backward(self, key: str) -> list[tuple[str, str, str]]:
+        """ICD-10-CM -> ICD-9-CM GEM rows: (ICD-9 display code, title, flags)."""
+        rows = self._rows(
+            "SELECT g.target, g.flags, c.code, c.title FROM gem_entries g"
+            " LEFT JOIN icd9_codes c ON c.kind = 'dx' AND c.key = g.target"
+            " WHERE g.direction = '10to9' AND g.source = ? ORDER BY g.flags, g.target",
+            (key,),
+        )
+        return [
+            (
+                str(code or icd9_display(str(target), "dx")) if target else "",
+                str(title or ""),
+                str(flags),
+            )
+            for target, flags, code, title in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class DrgAnswer:
+    """One MS-DRG: `definitions_version` is where title/MDC come from (v43.1 for v44)."""
+
+    drg: str
+    title: str
+    mdc: str
+    mdc_title: str
+    type: str
+    version: str
+    definitions_version: str
+    weight: float | None
+    gmlos: float | None
+    amlos: float | None
+    weight_year: int
+    post_acute: bool
+    special_pay: bool
+    family: tuple[tuple[str, str], ...]
+
+
+_SEVERITY_SUFFIX = (
+    " without cc/mcc",
+    " with cc/mcc",
+    " without mcc",
+    " with mcc",
+    " with cc",
+    " without cc",
+)
+
+
+def drg_stem(title: str) -> str:
+    """A DRG title without its severity split: "Heart Failure and Shock with MCC" -> stem."""
+    lowered = title.lower()
+    for suffix in _SEVERITY_SUFFIX:
+        if lowered.endswith(suffix):
+            return lowered[: -len(suffix)]
+    return lowered
