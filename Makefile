@@ -6,7 +6,7 @@ CODEBOT := $(VENV)/bin/codebot
 STAMP := $(VENV)/.installed
 CODES_DB ?= $(abspath data/build/codes.sqlite)
 
-.PHONY: run test lint typecheck check bench build-data clean
+.PHONY: run test lint typecheck check bench build-data clean postgres-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,16 @@ build-data: $(STAMP)
 run: $(STAMP) $(CODES_DB)
 	$(CODEBOT) run
 
-test: $(STAMP) $(CODES_DB)
+# The state tests run against a real PostgreSQL server they start themselves
+# (tests/postgres_server.py); install Debian's `postgresql` when no server binaries exist.
+postgres-server:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing PostgreSQL (Debian package postgresql) for the state tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL is needed by the tests: apt-get install postgresql (as root)"; exit 1; fi
+
+test: $(STAMP) $(CODES_DB) postgres-server
 	CODEBOT_CODES_DB=$(CODES_DB) $(PY) -m pytest
 
 lint: $(STAMP)
@@ -35,7 +44,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP) $(CODES_DB)
+bench: $(STAMP) $(CODES_DB) postgres-server
 	CODEBOT_CODES_DB=$(CODES_DB) $(PY) -m benchmarks.run_all
 
 clean:

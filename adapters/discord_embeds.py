@@ -34,6 +34,7 @@ from bot.render import (
     children_count,
     distinct_short_title,
     note_label,
+    omitted_line,
     ordered_notes,
     render_cpt_info,
 )
@@ -67,6 +68,7 @@ NO_MENTIONS: dict[str, Any] = {"parse": [], "replied_user": False}
 # button still works after a restart: "cb:run:<command text>" runs that command text;
 # the search select is "cb:open" and each option's value is the code to open.
 RUN_PREFIX = "cb:run:"
+BUTTON_ACTIONS = frozenset({"share", "full"})  # actions that become buttons on a card
 OPEN_SELECT_ID = "cb:open"
 
 COLOR_BILLABLE = 0x2E7D32
@@ -441,12 +443,16 @@ def escape_spans(text: str, spans: Sequence[str]) -> str:
 
 def _action_buttons(actions: Iterable[Action]) -> list[ButtonSpec]:
     buttons: list[ButtonSpec] = []
+    seen: set[str] = set()
     for action in actions:
-        if action.kind != "share":
+        if action.kind not in BUTTON_ACTIONS:
             continue
         custom_id = RUN_PREFIX + action.value
-        if len(custom_id) > CUSTOM_ID_MAX:
-            continue  # cannot encode it; the user can still type /code share CODE
+        if len(custom_id) > CUSTOM_ID_MAX or custom_id in seen:
+            # cannot encode it, or a button already does the same (Discord refuses two
+            # components with one custom_id); the user can still type the command
+            continue
+        seen.add(custom_id)
         buttons.append(ButtonSpec(custom_id, cut(action.label, BUTTON_LABEL_MAX)))
     return buttons[: BUTTONS_PER_ROW * (ACTION_ROWS_MAX - 1)]
 
@@ -487,6 +493,11 @@ def render_reply(reply: Reply, *, ephemeral: bool = True) -> DiscordMessage:
         message.embeds = [_item_embed(item, budget) for item in shown]
         if len(items) > len(shown):
             message.content = f"Showing {len(shown)} of {len(items)} results."
+        omitted = omitted_line(reply)
+        if omitted:
+            message.content = cut(
+                neutralise_mentions(f"{message.content} {omitted}".strip()), CONTENT_MAX
+            )
         message.buttons = _action_buttons(reply.actions)
     elif reply.kind is ReplyKind.SEARCH:
         message.embeds = [_search_embed(reply)]

@@ -30,6 +30,7 @@ from bot.render import (
     children_count,
     distinct_short_title,
     note_label,
+    omitted_line,
     ordered_notes,
     render_cpt_info,
     render_text,
@@ -376,6 +377,10 @@ def reply_to_message(reply: Reply) -> dict[str, Any]:
     ]
     budget = MAX_BLOCKS - len(trailer) - 1  # one for the buttons row
     if reply.kind is ReplyKind.CARDS:
+        omitted = omitted_line(reply)
+        if omitted:
+            trailer.insert(0, _context(escape(omitted)))
+            budget -= 1
         body = _cards_blocks(reply, budget)
     elif reply.kind is ReplyKind.SEARCH:
         body = _search_blocks(reply, show_actions)

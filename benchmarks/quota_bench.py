@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from bot.config import Settings
 from bot.model import Request, UserRef
 from bot.ports import LookupRecord
@@ -44,14 +46,14 @@ def stress_quota(limit: int) -> dict[str, Any]:
     }
 
 
-def _settings(path: Path, quota: dict[str, Any]) -> Settings:
-    return Settings(database_url=f"sqlite:///{path}", quota=quota)
+def _settings(url: str, quota: dict[str, Any]) -> Settings:
+    return Settings(database_url=url, quota=quota)
 
 
 async def _charge_many(
-    path: Path, quota: dict[str, Any], index: int, count: int, barrier: Any
+    url: str, quota: dict[str, Any], index: int, count: int, barrier: Any
 ) -> dict[str, int]:
-    accounts = await StateAccounts.open(_settings(path, quota))
+    accounts = await StateAccounts.open(_settings(url, quota))
     try:
         barrier.wait()  # every process is connected: now all fire at once
         ids = [f"p{index}-r{j}" for j in range(count)]
@@ -76,17 +78,17 @@ async def _charge_many(
 
 
 def _worker(
-    path: str, quota: dict[str, Any], index: int, count: int, barrier: Any, results: Any
+    url: str, quota: dict[str, Any], index: int, count: int, barrier: Any, results: Any
 ) -> None:
     try:
-        results.put((index, asyncio.run(_charge_many(Path(path), quota, index, count, barrier))))
+        results.put((index, asyncio.run(_charge_many(url, quota, index, count, barrier))))
     except BaseException as error:  # report instead of hanging the parent
         results.put((index, {"error": repr(error)}))
         raise
 
 
-async def _prepare(path: Path, quota: dict[str, Any]) -> None:
-    accounts = await StateAccounts.open(_settings(path, quota))
+async def _prepare(url: str, quota: dict[str, Any]) -> None:
+    accounts = await StateAccounts.open(_settings(url, quota))
     try:
         plan = accounts.plans.plans[STRESS_PLAN]
         await accounts.ledger.set_team_plan(UserRef("slack", STRESS_TENANT, "admin"), plan)
@@ -95,20 +97,23 @@ async def _prepare(path: Path, quota: dict[str, Any]) -> None:
 
 
 def stress(
-    processes: int = 4, per_process: int = 2500, quota: int = 5000, path: Path | None = None
+    processes: int = 4, per_process: int = 2500, quota: int = 5000, url: str | None = None
 ) -> dict[str, Any]:
-    """Run the multi-process stress test; return counts and whether the ledger matches."""
+    """Run the multi-process stress test; return counts and whether the ledger matches.
+
+    `url` is the state database (empty; SQLite or PostgreSQL); default a scratch SQLite file.
+    """
     with tempfile.TemporaryDirectory(prefix="codebot-stress-") as scratch:
-        db_path = path or Path(scratch) / "state.sqlite"
+        db_url = url or f"sqlite:///{Path(scratch) / 'state.sqlite'}"
         quota_table = stress_quota(quota)
-        asyncio.run(_prepare(db_path, quota_table))
+        asyncio.run(_prepare(db_url, quota_table))
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(processes)
         results = context.Queue()
         workers = [
             context.Process(
                 target=_worker,
-                args=(str(db_path), quota_table, index, per_process, barrier, results),
+                args=(db_url, quota_table, index, per_process, barrier, results),
             )
             for index in range(processes)
         ]
@@ -122,7 +127,7 @@ def stress(
         errors = [report for _, report in reports if "error" in report]
         if errors:
             raise RuntimeError(f"stress worker failed: {errors}")
-        ledger = _ledger_figures(db_path)
+        ledger = asyncio.run(_ledger_figures(db_url))
     requests = processes * per_process
     allowed = sum(report["allowed"] for _, report in reports)
     refused = sum(report["refused"] for _, report in reports)
@@ -143,30 +148,51 @@ def stress(
     }
 
 
-def _ledger_figures(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as connection:
-        rows, allowed_cost = connection.execute(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN allowed THEN cost END), 0) FROM charges "
-            "WHERE tenant = ?",
-            (STRESS_TENANT,),
-        ).fetchone()
-        counter = connection.execute(
-            "SELECT COALESCE(SUM(used), 0) FROM usage WHERE tenant = ? AND user_id = ''",
-            (STRESS_TENANT,),
-        ).fetchone()[0]
-    connection.close()
-    return {"ledger_rows": rows, "ledger_allowed_cost": allowed_cost, "team_counter": counter}
+_FIGURES_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN allowed = 1 THEN cost END), 0) FROM charges "
+    "WHERE tenant = {p}",
+    "SELECT COALESCE(SUM(used), 0) FROM usage WHERE tenant = {p} AND user_id = ''",
+)
 
 
-async def _throughput(path: Path, count: int) -> dict[str, float]:
-    accounts = await StateAccounts.open(_settings(path, {}))
+async def _ledger_figures(url: str) -> dict[str, int]:
+    """Ledger rows, allowed cost and the team counter, read straight from the database."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            rows, allowed_cost = connection.execute(
+                _FIGURES_SQL[0].format(p="?"), (STRESS_TENANT,)
+            ).fetchone()
+            counter = connection.execute(
+                _FIGURES_SQL[1].format(p="?"), (STRESS_TENANT,)
+            ).fetchone()[0]
+        connection.close()
+    else:
+        pg = await asyncpg.connect(url)
+        try:
+            rows, allowed_cost = await pg.fetchrow(_FIGURES_SQL[0].format(p="$1"), STRESS_TENANT)
+            counter = await pg.fetchval(_FIGURES_SQL[1].format(p="$1"), STRESS_TENANT)
+        finally:
+            await pg.close()
+    return {
+        "ledger_rows": int(rows),
+        "ledger_allowed_cost": int(allowed_cost),
+        "team_counter": int(counter),
+    }
+
+
+async def _throughput(url: str, count: int) -> dict[str, float]:
+    accounts = await StateAccounts.open(_settings(url, {}))
     try:
         user = UserRef("slack", "TBENCH", "U1", "bench")
         await accounts.ledger.set_user_plan(user, "U1", accounts.plans.plans["unlimited"])
+        latencies: list[float] = []
         started = time.perf_counter()
         for i in range(count):
+            began = time.perf_counter()
             await accounts.charge(user, f"c{i}", 1)
+            latencies.append(time.perf_counter() - began)
         charge_rate = count / (time.perf_counter() - started)
+        latencies.sort()
 
         records = [LookupRecord("icd10cm", "E11.9", "Type 2 diabetes mellitus")]
         started = time.perf_counter()
@@ -184,20 +210,36 @@ async def _throughput(path: Path, count: int) -> dict[str, float]:
         await accounts.close()
     return {
         "charges_per_second": round(charge_rate),
+        "charge_p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+        "charge_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
         "charge_and_record_per_second": round(charge_record_rate),
         "replays_per_second": round(replay_rate),
     }
 
 
-def throughput(count: int = 20_000) -> dict[str, float]:
+def throughput(count: int = 20_000, url: str | None = None) -> dict[str, float]:
     """Sequential charges per second on one core (the service's per-request pattern)."""
     with tempfile.TemporaryDirectory(prefix="codebot-bench-") as scratch:
-        return asyncio.run(_throughput(Path(scratch) / "state.sqlite", count))
+        db_url = url or f"sqlite:///{Path(scratch) / 'state.sqlite'}"
+        return asyncio.run(_throughput(db_url, count))
 
 
 def run() -> dict[str, Any]:
-    """All quota figures: single-core throughput and the full-size stress run."""
-    return {"throughput": throughput(), "stress": stress()}
+    """All quota figures, SQLite and PostgreSQL side by side: throughput and the stress run."""
+    from tests.postgres_server import PostgresServer  # a throwaway real server
+
+    figures: dict[str, Any] = {
+        "sqlite": {"throughput": throughput(), "stress": stress()},
+    }
+    server = PostgresServer.start()
+    try:
+        figures["postgres"] = {
+            "throughput": throughput(url=asyncio.run(server.create_database("bench"))),
+            "stress": stress(url=asyncio.run(server.create_database("stress"))),
+        }
+    finally:
+        server.stop()
+    return figures
 
 
 if __name__ == "__main__":

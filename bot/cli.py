@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--system", choices=["icd10cm", "icd10pcs", "hcpcs", "cpt"])
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--batch", type=Path, help="file with one query per line")
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--json", action="store_true", help="JSON lines; each hit says why")
+    search.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each result matched (words, synonyms, index terms, brand names)",
+    )
     search.add_argument(
         "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
     )
@@ -282,7 +287,9 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
                 query = clean_text(line)
                 if not query or query.startswith("#"):
                     continue
-                hits = search.search(query, system=system, limit=args.limit)
+                hits = search.search(
+                    query, system=system, limit=args.limit, explain=args.json or args.explain
+                )
                 if args.json:
                     print(
                         json.dumps(
@@ -294,7 +301,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"{query}\t" + " ".join(hit.code for hit in hits))
         return EXIT_OK
     query = clean_text(" ".join(args.query))[:500]
-    hits = search.search(query, system=system, limit=args.limit) if query else []
+    explain = args.json or args.explain
+    hits = search.search(query, system=system, limit=args.limit, explain=explain) if query else []
     if args.json:
         print(
             json.dumps(
@@ -308,6 +316,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for number, hit in enumerate(hits, start=1):
             print(f"{number:>2}. {hit.code:<9} {hit.title}  [{hit.system.label}]")
+            for line in hit.why:
+                print(f"      - {line}")
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from datetime import date
 from enum import StrEnum
 
 from bot.as_of import split_as_of
-from bot.codes.normalize import CodeShape, shape_of
+from bot.codes.normalize import CodeShape, is_near_code, normalize_code, shape_of
 from bot.knowledge_grammar import all_icd9, knowledge_action, validate
 from bot.model import CodeSystem
 
@@ -26,6 +26,10 @@ MAX_NOTE_CHARS = 500
 _MENTION = re.compile(r"<[@#!][^<>]{0,80}>")
 _COMMAND_PREFIX = re.compile(r"^\s*/?code\b", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+# Coders paste lists: "E11.9, I10", "E11.9;I10", "N18.30,E11.22", "S72.001A." (issue 9.12).
+_LIST_SEPARATORS = re.compile(r"[\s,;]+")
+_TRAILING_PUNCTUATION = ".,;:!?)"
+_LEADING_PUNCTUATION = "("
 _SYSTEM_NAMES = {
     "icd10cm": CodeSystem.ICD10CM,
     "icd-10-cm": CodeSystem.ICD10CM,
@@ -89,7 +93,8 @@ class Command:
     ("grant", "<@U1>", "50"), ("plan", "team", "unlimited"), ("usage",).
     HISTORY: `codes` (one). CHANGES: `system` (None: ICD-10-CM) and `args` (the release
     named, e.g. ("FY2027",), or () for the release in force).
-    INVALID: `text` is the message for the user.
+    INVALID: `text` is the message for the user. `skipped`: codes of a LOOKUP beyond
+    `MAX_CODES_PER_REQUEST`, not answered (the reply says so).
     `as_of` is the date of service the user named (`on 2025-03-01`, `dos …`, `@…`); None
     means today, as the service's clock says.
     """
@@ -101,6 +106,7 @@ class Command:
     text: str = ""
     args: tuple[str, ...] = ()
     as_of: date | None = None
+    skipped: tuple[str, ...] = ()
 
     @property
     def is_free(self) -> bool:
@@ -220,18 +226,53 @@ def _parse_search(rest: list[str]) -> Command:
     return Command(CommandKind.SEARCH, query=query, system=system)
 
 
+def code_words(text: str) -> list[str]:
+    """The words of a pasted list: split on spaces, commas and semicolons, sentence
+    punctuation around each word dropped ("S72.001A." -> "S72.001A")."""
+    words = []
+    for word in _LIST_SEPARATORS.split(text):
+        word = word.lstrip(_LEADING_PUNCTUATION).rstrip(_TRAILING_PUNCTUATION)
+        if word:
+            words.append(word)
+    return words
+
+
+def _token(word: str) -> CodeToken:
+    """A word as a code token; a near miss of a code ("0DTJ4Z") counts as a code, so it
+    gets "did you mean" rather than a word search."""
+    shape = shape_of(word)
+    if shape is CodeShape.WORD and is_near_code(word):
+        shape = CodeShape.CODE
+    return CodeToken(word, shape)
+
+
+def _distinct(tokens: list[CodeToken]) -> list[CodeToken]:
+    """Tokens without repeats: "E11.9 e119" is one code, one card and one charge."""
+    seen: set[tuple[str, bool]] = set()
+    out: list[CodeToken] = []
+    for token in tokens:
+        key = (normalize_code(token.text), "." in token.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(token)
+    return out
+
+
 def _parse_codes(rest: list[str], kind: CommandKind, usage: str) -> Command:
-    tokens = [CodeToken(word, shape_of(word)) for word in rest]
+    tokens = _distinct([_token(word) for word in code_words(" ".join(rest))])
     if not tokens or any(token.shape is CodeShape.WORD for token in tokens):
         return Command(CommandKind.INVALID, text=usage)
-    if len(tokens) > MAX_CODES_PER_REQUEST:
-        return Command(
-            CommandKind.INVALID,
-            text=f"Up to {MAX_CODES_PER_REQUEST} codes at once, please.",
-        )
     if kind in (CommandKind.SHARE, CommandKind.HISTORY) and len(tokens) != 1:
         return Command(CommandKind.INVALID, text=usage)
-    return Command(kind, codes=tuple(tokens))
+    return _capped(Command(kind, codes=tuple(tokens)))
+
+
+def _capped(command: Command) -> Command:
+    """The first `MAX_CODES_PER_REQUEST` codes are answered; the rest are named as skipped."""
+    if len(command.codes) <= MAX_CODES_PER_REQUEST:
+        return command
+    kept, rest = command.codes[:MAX_CODES_PER_REQUEST], command.codes[MAX_CODES_PER_REQUEST:]
+    return replace(command, codes=kept, skipped=tuple(token.text for token in rest))
 
 
 def _parse_changes(rest: list[str]) -> Command:
@@ -287,14 +328,9 @@ def _parse_admin(rest: list[str]) -> Command:
 
 
 def _parse_lookup_or_search(words: list[str], text: str) -> Command:
-    tokens = [CodeToken(word, shape_of(word)) for word in words]
-    if all(token.shape is not CodeShape.WORD for token in tokens):
-        if len(tokens) > MAX_CODES_PER_REQUEST:
-            return Command(
-                CommandKind.INVALID,
-                text=f"Up to {MAX_CODES_PER_REQUEST} codes at once, please.",
-            )
+    tokens = [_token(word) for word in code_words(text)]
+    if tokens and all(token.shape is not CodeShape.WORD for token in tokens):
         # "ms", "bladder": code-shaped words are looked up first; the service searches
         # the whole text instead when none of them is a code.
-        return Command(CommandKind.LOOKUP, codes=tuple(tokens), query=text)
+        return _capped(Command(CommandKind.LOOKUP, codes=tuple(_distinct(tokens)), query=text))
     return Command(CommandKind.SEARCH, query=text)

@@ -15,10 +15,11 @@ part of it they need). Environment variables win over the TOML file.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,13 @@ class Settings:
     log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
     # Pins "today" (ISO date) for demos and tests; empty: the UTC date (bot/clock.py).
     today: str = ""
+    log_format: str = "text"  # "json": one JSON object per log line (CODEBOT_LOG_FORMAT)
+    # PostgreSQL state backend (bot/state/postgres.py): pool size per process, and session
+    # settings sent at connect ([database_server_settings] in codebot.toml)
+    database_pool_size: int = 10
+    database_server_settings: Mapping[str, str] = field(default_factory=dict)
+    # Discord process: a small HTTP port for /healthz, /readyz, /metrics (0 = none)
+    health_port: int = 0
 
     @property
     def slack_enabled(self) -> bool:
@@ -92,6 +100,7 @@ class Settings:
     ) -> Settings:
         """Build settings from a TOML mapping overridden by environment variables."""
         values = dict(file_values or {})
+        _reject_unknown_keys(values)
 
         def pick(name: str, key: str, default: str = "") -> str:
             return str(env.get(name) or values.get(key) or default)
@@ -114,8 +123,24 @@ class Settings:
                 raise ConfigError("CODEBOT_TODAY must be a date like 2026-12-01") from None
         if not isinstance(quota, dict):
             raise ConfigError("[quota] in codebot.toml must be a table")
+        server_settings = values.get("database_server_settings", {})
+        if not isinstance(server_settings, dict):
+            raise ConfigError("[database_server_settings] in codebot.toml must be a table")
+        log_format = pick("CODEBOT_LOG_FORMAT", "log_format", "text").lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError('CODEBOT_LOG_FORMAT must be "text" or "json"')
         return cls(
             codes_db=Path(pick("CODEBOT_CODES_DB", "codes_db", str(DEFAULT_CODES_DB))),
+            log_format=log_format,
+            database_pool_size=_whole(
+                pick("CODEBOT_DATABASE_POOL_SIZE", "database_pool_size", "10"),
+                "CODEBOT_DATABASE_POOL_SIZE",
+                minimum=1,
+            ),
+            database_server_settings={str(k): str(v) for k, v in server_settings.items()},
+            health_port=_whole(
+                pick("CODEBOT_HEALTH_PORT", "health_port", "0"), "CODEBOT_HEALTH_PORT", minimum=0
+            ),
             database_url=pick("CODEBOT_DATABASE_URL", "database_url", cls.database_url),
             admins=tuple(a.strip() for a in [*admins, *env_admins]),
             quota=quota,
@@ -131,6 +156,24 @@ class Settings:
             log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
             today=today,
         )
+
+
+def _reject_unknown_keys(values: Mapping[str, Any]) -> None:
+    """A misspelt key (`databse_url`) must fail loudly, not silently keep the default."""
+    known = {item.name for item in fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        raise ConfigError(f"unknown key(s) in codebot.toml: {', '.join(hints)}")
+
+
+def _whole(text: str, name: str, *, minimum: int) -> int:
+    if not text.strip().isdigit() or int(text) < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}")
+    return int(text)
 
 
 def parse_shard_ids(text: str, shard_count: int | None) -> tuple[int, ...]:

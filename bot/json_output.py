@@ -68,4 +68,5 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "title": hit.title,
         "score": round(hit.score, 4),
         "billable": hit.billable,
+        **({"why": list(hit.why)} if hit.why else {}),
     }

@@ -120,11 +120,17 @@ class NotFound:
 
 @dataclass(frozen=True)
 class CptInfo:
-    """A CPT-shaped code when no licensed CPT file is loaded: what we may say about it."""
+    """A CPT-shaped code when no licensed CPT file is loaded: what we may say about it.
+
+    `kind` is "code" or "modifier" (two digits: 25, 59); `see_also` holds public HCPCS
+    Level II codes a coder may use instead (59 -> XE, XP, XS, XU).
+    """
 
     code: str
     section: str
     range_label: str
+    kind: str = "code"
+    see_also: tuple[CodeRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ class SearchHit:
     title: str
     score: float
     billable: bool = True
+    why: tuple[str, ...] = ()  # with explain: why it matched (words, synonyms, index terms)
 
 
 class ReplyKind(StrEnum):
@@ -172,6 +179,8 @@ class Reply:
     own (Slack events) may skip posting it again. `user_text` lists the parts of `text` that
     users typed (display names, note text): an adapter whose markup could bring them to life
     (Discord markdown: masked links, headers) escapes those parts and keeps its own markup.
+    `omitted` names what the user asked for and the reply leaves out (more than 10 codes):
+    every renderer says so.
     """
 
     kind: ReplyKind
@@ -183,3 +192,4 @@ class Reply:
     title: str = ""
     replayed: bool = False
     user_text: tuple[str, ...] = ()
+    omitted: tuple[str, ...] = ()  # codes asked for but not answered (over the limit)

@@ -47,11 +47,28 @@ def render_text(reply: Reply) -> str:
         parts.append(_render_search(reply))
     elif reply.kind is ReplyKind.CARDS:
         parts.extend(render_item(item) for item in reply.items)
+        parts.append(omitted_line(reply))
     elif reply.text:
         parts.append(reply.text)
     if reply.notice:
         parts.append(reply.notice)
     return "\n\n".join(part for part in parts if part)
+
+
+MAX_OMITTED_NAMED = 20
+
+
+def omitted_line(reply: Reply) -> str:
+    """ "Not answered: E18, E19 …" for codes the reply leaves out ('' when none)."""
+    if not reply.omitted:
+        return ""
+    named = [code[:12] for code in reply.omitted[:MAX_OMITTED_NAMED]]
+    more = len(reply.omitted) - len(named)
+    tail = f" and {more} more" if more else ""
+    return (
+        f"Not answered (up to 10 codes per message, not charged): {', '.join(named)}{tail}. "
+        "Send them in another message."
+    )
 
 
 def render_item(item: ReplyItem) -> str:
@@ -177,6 +194,16 @@ def render_card(card: CodeCard) -> str:
 
 def render_cpt_info(item: CptInfo) -> str:
     """What we may say about a CPT code without a licensed file."""
+    if item.kind == "modifier":
+        lines = [
+            f"{item.code} is a CPT® modifier (two digits). CPT® modifiers and their "
+            "descriptors are licensed by the AMA and no licensed CPT file is loaded. "
+            "An admin can load one with `codebot data import-cpt FILE`."
+        ]
+        if item.see_also:
+            lines.append(f"HCPCS Level II modifiers CMS uses for specific cases of {item.code}:")
+            lines.extend(f"  {ref.code}  {ref.title}" for ref in item.see_also)
+        return "\n".join(lines)
     return (
         f"{item.code} is a CPT® code ({item.section}, {item.range_label}).\n"
         "CPT® descriptors are licensed by the AMA and no licensed CPT file is loaded. "

@@ -6,18 +6,31 @@ Shared by the chat service and the `codebot lookup` CLI so both answer the same 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
 from bot.codes.cpt_ranges import section_for
 from bot.codes.dated import before_icd10
-from bot.codes.normalize import CodeShape, is_cpt_shaped, normalize_code
+from bot.codes.normalize import (
+    CodeShape,
+    code_sets_of_shape,
+    is_cpt_modifier,
+    is_cpt_shaped,
+    is_hcpcs_shaped,
+    normalize_code,
+)
 from bot.codes.releases import ICD10_START
 from bot.commands import CodeToken
-from bot.model import CodeCard, CptInfo, NotFound, ReplyItem
+from bot.model import CodeCard, CodeRef, CodeSystem, CptInfo, NotFound, ReplyItem
 from bot.ports import CodeLookup
 
 MODIFIER_SUGGEST_POOL = 25
 MAX_SUGGEST_INPUT = 12  # longer strings are not typos of a code: do not search for neighbours
+ALSO_LABEL = "Also ICD-10-CM"
+# CMS created the HCPCS Level II modifiers XE, XP, XS and XU as more specific subsets of CPT
+# modifier 59 (CMS MLN1783722, "Proper Use of Modifiers 59 & -X{EPSU}"); their descriptors
+# are public and come from our HCPCS data.
+CPT_MODIFIER_ALTERNATIVES = {"59": ("XE", "XP", "XS", "XU")}
 
 
 class CodeResolver:
@@ -60,22 +73,61 @@ class CodeResolver:
             modifiers = [c for c in cards if isinstance(c, CodeCard) and c.kind == "modifier"]
             cards = list(modifiers) or cards
         if cards:
-            return [_before_icd10(card, as_of) for card in cards]
+            return self._hcpcs_first(token, [_before_icd10(card, as_of) for card in cards])
         key = normalize_code(token.text)
+        if is_cpt_modifier(key) and not self._catalog.has_cpt():
+            return [self._cpt_modifier(key)]
         if is_cpt_shaped(key) and not self._catalog.has_cpt():
             section, range_label = section_for(key)
             return [CptInfo(code=key, section=section, range_label=range_label)]
         return []
 
+    def _hcpcs_first(self, token: CodeToken, cards: list[ReplyItem]) -> list[ReplyItem]:
+        """An undotted letter + 4 digits (J1100) is typed as an HCPCS code: its card alone,
+        pointing at the ICD-10-CM code with the same key ("also ICD-10-CM J11.00")."""
+        if "." in token.text or not is_hcpcs_shaped(normalize_code(token.text)):
+            return cards
+        hcpcs = [c for c in cards if isinstance(c, CodeCard) and c.system is CodeSystem.HCPCS]
+        others = [c for c in cards if isinstance(c, CodeCard) and c.system is CodeSystem.ICD10CM]
+        if len(hcpcs) != 1 or not others:
+            return cards
+        pointer = tuple((ALSO_LABEL, f"{o.code} {o.title} (/code {o.code})") for o in others)
+        return [replace(hcpcs[0], attributes=pointer + hcpcs[0].attributes)]
+
+    def _cpt_modifier(self, key: str) -> CptInfo:
+        """Two digits: a CPT® modifier, with the public HCPCS alternatives where CMS has them."""
+        see_also: list[CodeRef] = []
+        for code in CPT_MODIFIER_ALTERNATIVES.get(key, ()):
+            for card in self._catalog.lookup(code):
+                if card.system is CodeSystem.HCPCS and card.kind == "modifier":
+                    see_also.append(CodeRef(card.system, card.code, card.title, card.billable))
+        return CptInfo(
+            code=key,
+            section="CPT® modifier",
+            range_label="two-digit modifier",
+            kind="modifier",
+            see_also=tuple(see_also),
+        )
+
     def not_found(self, typed: str, shape: CodeShape = CodeShape.CODE) -> NotFound:
-        """`X is not a valid code.` with up to 5 close valid codes (modifiers for `-XX`)."""
-        shown = normalize_code(typed)[:MAX_SUGGEST_INPUT] or "That"
+        """`X is not a valid ICD-10-CM code.` with close valid codes (modifiers for `-XX`).
+
+        The message echoes what the user typed and names the code sets the shape fits
+        (E11.90: ICD-10-CM only, since the dot rules HCPCS E1190 out).
+        """
+        shown = typed.strip()[:MAX_SUGGEST_INPUT] or "That"
         suggestions = tuple(self._catalog.suggest(typed)) if len(typed) <= MAX_SUGGEST_INPUT else ()
         if shape is CodeShape.MODIFIER and suggestions:
             # `-XX`: only modifiers are close; ask for more so five survive the filter
             wider = self._catalog.suggest(typed, limit=MODIFIER_SUGGEST_POOL)
             suggestions = tuple(ref for ref in wider if len(ref.code) == 2)[:5]
-        message = f"{shown} is not a valid code."
+        key = normalize_code(typed)
+        if shape is CodeShape.MODIFIER:
+            kind = "modifier"
+        else:
+            labels = [CodeSystem(s).label for s in code_sets_of_shape(key, dotted="." in typed)]
+            kind = (" or ".join(labels) + " code") if labels else "code"
+        message = f"{shown} is not a valid {kind}."
         if suggestions:
             message += " Did you mean one of these?"
         return NotFound(query=shown, message=message, suggestions=suggestions)

@@ -32,6 +32,7 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,11 @@ class LookupService:
                 if maybe_items is None:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items
+            items, omitted = shown_items(items, command.skipped)
             items = with_coding(items, self._knowledge, day)
-            return await self._cards_reply(request, items, share=kind is CommandKind.SHARE)
+            return await self._cards_reply(
+                request, items, share=kind is CommandKind.SHARE, omitted=omitted
+            )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
         if kind is CommandKind.NOTE:
@@ -140,11 +144,19 @@ class LookupService:
 
     # ------------------------------------------------------------------ lookup
 
-    async def _cards_reply(self, request: Request, items: list[ReplyItem], *, share: bool) -> Reply:
+    async def _cards_reply(
+        self,
+        request: Request,
+        items: list[ReplyItem],
+        *,
+        share: bool,
+        omitted: tuple[str, ...] = (),
+    ) -> Reply:
+        """Cards, charged one per card shown (`items` is already what every platform shows)."""
         cards = [item for item in items if isinstance(item, CodeCard)]
         title = ", ".join(_card_label(item) for item in items[:5])
         if not cards:
-            return Reply(ReplyKind.CARDS, items=tuple(items), title=title)
+            return Reply(ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted)
         cost = self._accounts.cost("share" if share else "lookup") * len(cards)
         # one round trip: the charge, then (if allowed) the team notes on these cards
         outcome, notes = await self._accounts.charge_and_notes(
@@ -166,13 +178,7 @@ class LookupService:
         except Exception:
             await self._accounts.refund(request.user, request.request_id)
             raise
-        actions = (
-            ()
-            if share
-            else tuple(
-                Action("share", f"share {card.code}", f"Share {card.code}") for card in cards[:5]
-            )
-        )
+        actions = () if share else card_actions(cards)
         return Reply(
             ReplyKind.CARDS,
             items=with_notes,
@@ -181,6 +187,7 @@ class LookupService:
             public=share,
             title=title,
             replayed=outcome.replayed,
+            omitted=omitted,
         )
 
     # ------------------------------------------------------------------ search

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.codes.catalog import CodeCatalog
+from tests.postgres_server import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,35 @@ def catalog(codes_db_path: Path) -> Iterator[CodeCatalog]:
     opened = CodeCatalog.open(codes_db_path)
     yield opened
     opened.close()
+
+
+# ---------------------------------------------------------------------- state backends
+
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster per session (tests/postgres_server.py).
+
+    When it cannot start, every PostgreSQL test FAILS with the reason (never skips):
+    `make test` and `.ci/run` install the server first.
+    """
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each state test runs once per backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def state_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty state database of the test's backend, as a CODEBOT_DATABASE_URL."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return await server.create_database()

@@ -1,6 +1,7 @@
 """The quota ledger: plans, charging, idempotency, rollover, grants, refunds, team pools.
 
-Real SQLite files in tmp_path; the clock is injected so month boundaries can be crossed.
+Every ledger test runs on both backends (`state_url`: a real SQLite file, a database on a
+real PostgreSQL server); the clock is injected so month boundaries can be crossed.
 """
 
 from __future__ import annotations
@@ -8,16 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.config import ConfigError
+from bot.config import ConfigError, Settings
 from bot.model import UserRef
+from bot.state import open_store
 from bot.state.ledger import QuotaLedger
 from bot.state.plans import DEFAULT_PLANS, Period, PlanTable, month_key, next_month_start
-from bot.state.sqlite import SqliteStore
+from bot.state.store import StateStore
 
 GUEST_REFUSAL = (
     "0 code lookups remaining. Guest accounts are limited to 1 lookup. "
@@ -44,13 +45,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def make_ledger(tmp_path: Path, clock: Clock) -> AsyncIterator[Any]:
-    opened: list[SqliteStore] = []
+async def make_ledger(state_url: str, clock: Clock) -> AsyncIterator[Any]:
+    opened: list[StateStore] = []
 
-    async def make(
-        quota: Mapping[str, Any] | None = None, name: str = "state.sqlite"
-    ) -> QuotaLedger:
-        store = await SqliteStore.open(tmp_path / name)
+    async def make(quota: Mapping[str, Any] | None = None) -> QuotaLedger:
+        """A ledger on the test's database (each call: another connection to the same one)."""
+        store = await open_store(Settings(database_url=state_url))
         opened.append(store)
         plans = PlanTable.from_config(quota)
         await store.install_plans(plans)
@@ -351,3 +351,17 @@ async def test_concurrent_charges_in_one_process_never_overspend(make_ledger: An
     assert len(fresh) == 60
     assert sum(outcome.allowed for outcome in fresh) == 25
     assert await ledger.ledger_check() == []
+
+
+async def test_replicas_with_different_plans_charge_their_own_limits(make_ledger: Any) -> None:
+    """A rolling deploy: two processes on one database, one with a bigger `pro` plan."""
+    old = await make_ledger({"plans": {"pro": {"limit": 1, "period": "monthly"}}})
+    new = await make_ledger({"plans": {"pro": {"limit": 3, "period": "monthly"}}})
+    await old.set_user_plan(ALICE, "U1", old.plans.plans["pro"])
+    assert (await old.charge(ALICE, "r1", 1)).allowed
+    assert not (await old.charge(ALICE, "r2", 1)).allowed  # the old config: 1 a month
+    assert (await new.charge(ALICE, "r3", 1)).notice.startswith("1 code lookup remaining")
+    assert (await new.charge(ALICE, "r4", 1)).allowed
+    assert not (await new.charge(ALICE, "r5", 1)).allowed  # the new config: 3 a month
+    assert not (await old.charge(ALICE, "r6", 1)).allowed
+    assert await new.ledger_check() == []

@@ -92,7 +92,7 @@ async def test_invalid_code_offers_suggestions(service: LookupService) -> None:
     reply = await service.handle(request("E11.99"))
     (item,) = reply.items
     assert isinstance(item, NotFound)
-    assert "not a valid code" in item.message
+    assert item.message.startswith("E11.99 is not a valid ICD-10-CM code.")
     assert 1 <= len(item.suggestions) <= 5
     assert reply.notice == ""  # nothing was charged for a miss
 

@@ -28,6 +28,7 @@ from bot.codes.releases import ReleaseCalendar, read_releases
 from bot.model import CodeCard, CodeRef, CodeSystem
 
 MAX_CHILDREN = 50
+PLACEHOLDER_FAMILY_LIMIT = 10  # T81.4XXA lists every T81.4?XA, more than the usual 5
 # Display order of systems when one key exists in several (B00: ICD-10-CM and PCS).
 SYSTEM_ORDER = {system.value: rank for rank, system in enumerate(CodeSystem)}
 # Kinds that organise a code set but are not codes a coder can type or bill.
@@ -311,6 +312,9 @@ class CodeCatalog:
             below = [r for r in exact if not r[2] and r[3] != "modifier"]
             if below:
                 return self._billable_below(below[0][0], limit)
+            family = self._placeholder_family(key)
+            if family:
+                return family
             candidates: list[str] = []
             for width in (3, 2):
                 if len(key) <= width:
@@ -358,6 +362,23 @@ class CodeCatalog:
                 CodeRef(CodeSystem(system), code, title, bool(billable))
                 for _, system, code, title, billable, _, _ in ranked[:limit]
             ]
+
+    def _placeholder_family(self, key: str) -> list[CodeRef]:
+        """T81.4XXA: the placeholder X stands where T81.4 has children, so the user wants
+        one of the 7-character codes below T81.4 with the same 7th character, in code order
+        (T81.40XA … T81.49XA)."""
+        if len(key) != 7 or "X" not in key[3:6]:
+            return []
+        stem, seventh = key[:6].rstrip("X"), key[6]
+        row = self._conn.execute(
+            "SELECT id FROM codes WHERE key = ? AND system = ? AND billable = 0",
+            (stem, CodeSystem.ICD10CM.value),
+        ).fetchone()
+        if row is None:
+            return []
+        below = self._billable_below(row[0], PLACEHOLDER_FAMILY_LIMIT * 30)
+        same = [ref for ref in below if ref.code.endswith(seventh) and len(ref.code) == 8]
+        return same[:PLACEHOLDER_FAMILY_LIMIT]
 
     def _billable_below(self, row_id: int, limit: int) -> list[CodeRef]:
         """The first billable codes under a code, in code order (depth-first, lazily).

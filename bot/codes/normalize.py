@@ -21,6 +21,8 @@ _HCPCS = re.compile(r"^[A-V][0-9]{4}$")
 _CPT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTUM])$")
 _MODIFIER = re.compile(r"^[A-Z0-9]{2}$")
 _STRIP = re.compile(r"[.\s]")
+# A PCS code one character short or long (0DTJ4Z, 0SRC0J9Z), in the PCS alphabet (no I/O).
+_NEAR_PCS = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{5}(?:[0-9A-HJ-NP-Z]{2})?$")
 
 
 class CodeShape(StrEnum):
@@ -60,6 +62,46 @@ def shape_of(token: str) -> CodeShape:
     ):
         return CodeShape.WORD
     return CodeShape.CODE if any(ch.isdigit() for ch in key) else CodeShape.MAYBE
+
+
+def is_near_code(token: str) -> bool:
+    """True for a token that is not code-shaped but is a typo of one: a PCS code with one
+    character missing or extra. Such tokens get "did you mean", never a word search."""
+    if not token.isascii() or not token.isalnum():
+        return False
+    key = token.upper()
+    return sum(ch.isdigit() for ch in key) >= 2 and bool(_NEAR_PCS.match(key))
+
+
+def code_sets_of_shape(key: str, *, dotted: bool = False) -> list[str]:
+    """The code sets (CodeSystem values) whose pattern a key fits, to name them in "not a
+    valid … code". A dotted code is ICD-10-CM only; a PCS near miss counts as PCS."""
+    if dotted:
+        return ["icd10cm"]
+    sets = [
+        system
+        for system, pattern in (
+            ("icd10cm", _ICD10CM),
+            ("icd10pcs", _ICD10PCS),
+            ("icd10pcs", _ICD10PCS_TABLE),
+            ("hcpcs", _HCPCS),
+        )
+        if pattern.match(key)
+    ]
+    if not sets and _NEAR_PCS.match(key):
+        sets.append("icd10pcs")
+    return list(dict.fromkeys(sets))
+
+
+def is_cpt_modifier(key: str) -> bool:
+    """True for two digits: the shape of a CPT® modifier (25, 59); HCPCS Level II modifiers
+    always have a letter."""
+    return len(key) == 2 and key.isdigit()
+
+
+def is_hcpcs_shaped(key: str) -> bool:
+    """True for a letter and four digits (J1100), the HCPCS Level II code shape."""
+    return bool(_HCPCS.match(key))
 
 
 def is_cpt_shaped(key: str) -> bool:

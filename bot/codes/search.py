@@ -50,7 +50,7 @@ from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -96,11 +96,14 @@ MAX_LIMIT = 100
 CANDIDATE_CAP = 600  # documents scored per variant at most (the best by prior)
 RERANK_DEPTH = 40  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
+MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
 CACHE_TOKENS = 384  # decoded posting lists kept in memory
 WARM_BUDGET = 1_000_000  # posting entries decoded by warm_up (~60 MB)
 TITLE_CACHE = 50_000  # tokenised titles kept for the adjacency check
 
 OTHER_FIELD_WEIGHT = 0.72  # short title / inclusion term match, relative to a title match
+VOCAB_FIELD_WEIGHT = 0.9  # official index term match (PCS index, CM tables)
+VOCAB_COVER = 2  # title words an index term match stands for (see _score_variant)
 MISSING_TERM_FACTOR = 0.55  # per query term a document does not contain
 EXTRA_WORD_PENALTY = 0.022  # per title word the query did not ask for (up to 14 words)
 BILLABLE_BONUS = 0.015
@@ -148,6 +151,12 @@ CONTEXT_FACTORS: dict[int, float] = {
 }
 
 
+# A query variant: term slots (alternative tokens with match quality), weight, slot of the
+# query's head noun, and notes for --explain (synonyms applied, spelling corrections).
+_Variant = tuple[list[list[tuple[str, float]]], float, int, tuple[str, ...]]
+_CODE_TARGET: list[list[tuple[str, float]]] = []  # slots of a "synonym names a code" origin
+
+
 class SearchIndexError(RuntimeError):
     """The database has no (or an incompatible) search index: rebuild it."""
 
@@ -158,6 +167,7 @@ class _Postings:
 
     title: frozenset[int]
     other: frozenset[int]
+    vocab: frozenset[int]  # only through an official index term (PCS index, CM tables)
     every: frozenset[int]
     df: int
 
@@ -173,10 +183,13 @@ class _Term:
 
 @dataclass(frozen=True)
 class _Synonym:
-    """One expansion of a synonym phrase: replacement tokens, or a code key."""
+    """One expansion of a synonym phrase: replacement tokens, or a code key; where it came
+    from (data/synonyms.tsv or an official source) and its text, for --explain."""
 
     tokens: tuple[str, ...]
     code: str = ""
+    source: str = "synonyms"
+    text: str = ""
 
 
 class _Loaded:
@@ -210,7 +223,10 @@ class _Loaded:
         text = synonyms_text if synonyms_text is not None else meta.get("synonyms", "")
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        self.synonyms = parse_synonyms(text)
+        rewrites = meta.get("rewrites", "")
+        if isinstance(rewrites, bytes):
+            rewrites = rewrites.decode("utf-8")
+        self.synonyms = merge_synonyms(parse_synonyms(text), parse_rewrites(rewrites))
         self.max_phrase = max((len(k) for k in self.synonyms), default=1)
         self.synonym_words = frozenset(w for key in self.synonyms for w in key)
         self.system_sets: dict[int, frozenset[int]] = {}
@@ -250,8 +266,38 @@ def parse_synonyms(text: str) -> dict[tuple[str, ...], tuple[_Synonym, ...]]:
                 continue
             tokens = tuple(tokenize(part))
             if tokens and tokens != key:
-                out.setdefault(key, []).append(_Synonym(tokens))
+                out.setdefault(key, []).append(_Synonym(tokens, text=part))
     return {k: tuple(v) for k, v in out.items()}
+
+
+def parse_rewrites(text: str) -> dict[tuple[str, ...], tuple[_Synonym, ...]]:
+    """Parse the index's source rewrites ("phrase TAB expansion TAB source" lines)."""
+    out: dict[tuple[str, ...], list[_Synonym]] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        key = tuple(tokenize(parts[0]))
+        tokens = tuple(tokenize(parts[1]))
+        if key and tokens and tokens != key:
+            out.setdefault(key, []).append(_Synonym(tokens, source=parts[2], text=parts[1]))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def merge_synonyms(
+    first: dict[tuple[str, ...], tuple[_Synonym, ...]],
+    then: dict[tuple[str, ...], tuple[_Synonym, ...]],
+) -> dict[tuple[str, ...], tuple[_Synonym, ...]]:
+    """Synonyms of `first` (data/synonyms.tsv: our editorial choices) before those of `then`
+    (official sources), at most MAX_EXPANSIONS expansions per phrase, no repeats."""
+    out = dict(first)
+    for key, more in then.items():
+        have = out.get(key, ())
+        known = {syn.tokens for syn in have}
+        added = [syn for syn in more if syn.tokens not in known]
+        if added:
+            out[key] = (*have, *added)[: max(len(have), MAX_EXPANSIONS)]
+    return out
 
 
 class SearchEngine:
@@ -347,7 +393,8 @@ class SearchEngine:
             cache.move_to_end(token)
             return cache[token]
         row = self._conn.execute(
-            "SELECT df, title_ids, other_ids FROM search_postings WHERE token = ?", (token,)
+            "SELECT df, title_ids, other_ids, vocab_ids FROM search_postings WHERE token = ?",
+            (token,),
         ).fetchone()
         found: _Postings | None = None
         if row is not None:
@@ -355,9 +402,13 @@ class SearchEngine:
             title.frombytes(row[1])
             other = array("I")
             other.frombytes(row[2])
+            vocab = array("I")
+            vocab.frombytes(row[3])
             tset = frozenset(title)
             oset = frozenset(other)
-            found = _Postings(tset, oset, tset | oset if oset else tset, int(row[0]))
+            vset = frozenset(vocab)
+            every = tset | oset | vset if (oset or vset) else tset
+            found = _Postings(tset, oset, vset, every, int(row[0]))
         cache[token] = found
         if len(cache) > CACHE_TOKENS:
             cache.popitem(last=False)
@@ -366,13 +417,18 @@ class SearchEngine:
     def _posting_arrays(self, token: str) -> tuple[array[int], array[int]]:
         """Raw sorted posting arrays (title, other) of a token, for autocomplete merging."""
         row = self._conn.execute(
-            "SELECT title_ids, other_ids FROM search_postings WHERE token = ?", (token,)
+            "SELECT title_ids, other_ids, vocab_ids FROM search_postings WHERE token = ?",
+            (token,),
         ).fetchone()
         title = array("I")
         other = array("I")
         if row is not None:
             title.frombytes(row[0])
             other.frombytes(row[1])
+            if row[2]:
+                vocab = array("I")
+                vocab.frombytes(row[2])
+                other = array("I", sorted(set(other) | set(vocab)))
         return title, other
 
     def _fuzzy(self, state: _Loaded, token: str) -> list[tuple[str, float]]:
@@ -441,12 +497,19 @@ class SearchEngine:
     # ------------------------------------------------------------------ search
 
     def search(
-        self, query: str, system: CodeSystem | str | None = None, limit: int = 10
+        self,
+        query: str,
+        system: CodeSystem | str | None = None,
+        limit: int = 10,
+        *,
+        explain: bool = False,
     ) -> list[SearchHit]:
         """Best codes for a free-text query, best first (at most `limit`).
 
-        Never raises for odd input (empty, huge, emoji, control characters): such queries
-        simply return fewer or no hits.
+        With `explain`, each hit's `why` says which words matched where (title, inclusion
+        terms, official index terms) and which synonyms, brand names or spelling corrections
+        led to it. Never raises for odd input (empty, huge, emoji, control characters): such
+        queries simply return fewer or no hits.
         """
         if not isinstance(query, str) or limit <= 0:
             return []
@@ -460,24 +523,38 @@ class SearchEngine:
         head = _head_position(query[:MAX_QUERY_CHARS], len(tokens))
         with self._lock:
             state = self._state()
-            scores = self._score_query(state, tokens, sys_index, head)
+            origin: dict[int, int] | None = {} if explain else None
+            scores, variants = self._score_query(state, tokens, sys_index, head, origin)
             if not scores:
                 return []
             best = heapq.nlargest(limit, scores.items(), key=lambda kv: (kv[1], -kv[0]))
-            return self._hits(state, best)
+            hits = self._hits(state, best)
+            if origin is not None:
+                hits = [
+                    replace(hit, why=self._why(state, doc, variants[origin.get(doc, 0)]))
+                    for hit, (doc, _score) in zip(hits, best, strict=False)
+                ]
+            return hits
 
     def _score_query(
-        self, state: _Loaded, tokens: list[str], sys_index: int | None, head: int = -1
-    ) -> dict[int, float]:
+        self,
+        state: _Loaded,
+        tokens: list[str],
+        sys_index: int | None,
+        head: int = -1,
+        origin: dict[int, int] | None = None,
+    ) -> tuple[dict[int, float], list[_Variant]]:
+        """Scores of every candidate document, and the variants scored. With `origin`, also
+        records for each document the variant that gave its score (-1 - i: code target i)."""
         variants, code_keys = self._variants(state, tokens, head)
         scores: dict[int, float] = {}
         allowed = state.system_set(sys_index) if sys_index is not None else None
         said: set[str] = set(tokens)
-        for slots, _weight, _head in variants:
+        for slots, _weight, _head, _notes in variants:
             for alts in slots:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
-        for slots, weight, head_slot in variants:
+        for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
             head_term: _Term | None = None
             dropped = 0
@@ -497,18 +574,24 @@ class SearchEngine:
                 s = score * factor
                 if s > scores.get(doc, 0.0):
                     scores[doc] = s
-        for key, coverage in code_keys:
+                    if origin is not None:
+                        origin[doc] = number
+        for k, (key, coverage, _note) in enumerate(code_keys):
             for doc in self._docs_for_key(state, key):
                 if allowed is not None and doc not in allowed:
                     continue
                 s = CODE_TARGET_SCORE * coverage
                 if s > scores.get(doc, 0.0):
                     scores[doc] = s
-        return scores
+                    if origin is not None:
+                        origin[doc] = -1 - k
+        if origin is not None:
+            variants = [*variants, *((_CODE_TARGET, 0.0, -1, (note,)) for _, _, note in code_keys)]
+        return scores, variants
 
     def _variants(
         self, state: _Loaded, tokens: list[str], head: int = -1, *, join: bool = True
-    ) -> tuple[list[tuple[list[list[tuple[str, float]]], float, int]], list[tuple[str, float]]]:
+    ) -> tuple[list[_Variant], list[tuple[str, float, str]]]:
         """Query variants (term alternatives, weight, slot of the query's head noun) and codes
         named directly by synonyms.
 
@@ -528,13 +611,21 @@ class SearchEngine:
             moved = head if head < 0 else _moved_head(head, joined, joined + 2, 1)
             base, base_codes = self._variants(state, tokens, head, join=False)
             more, more_codes = self._variants(state, merged, moved, join=False)
+            joined_note = f'"{tokens[joined]} {tokens[joined + 1]}" read as "{word}"'
+            more = [(v[0], v[1], v[2], (joined_note, *v[3])) for v in more]
             return (base[:1] + more + base[1:])[:MAX_VARIANTS], base_codes + more_codes
         slots: list[list[tuple[str, float]]] = []
         surface: list[str] = []
+        spelling: list[str] = []
         for tok in tokens:
             alts = self._alternatives(state, tok, allow_fuzzy=tok not in syn_words)
             slots.append(alts)
             surface.append(alts[0][0] if alts else tok)
+            if alts and alts[0][0] != tok:
+                spelling.append(f'spelling: "{tok}" read as "{alts[0][0]}"')
+            elif not alts:
+                spelling.append(f'"{tok}": no code uses this word')
+        base_notes = tuple(spelling)
         matches: list[tuple[int, int, tuple[_Synonym, ...]]] = []
         i = 0
         while i < len(surface):
@@ -548,28 +639,32 @@ class SearchEngine:
                 i += 1
         if head < 0:
             head = len(tokens) - 1
-        variants: list[tuple[list[list[tuple[str, float]]], float, int]] = [(slots, 1.0, head)]
-        codes: list[tuple[str, float]] = []
+        variants: list[_Variant] = [(slots, 1.0, head, base_notes)]
+        codes: list[tuple[str, float, str]] = []
         for start, end, expansions in matches:
             quality = min((slots[j][0][1] if slots[j] else 1.0) for j in range(start, end))
             coverage = (end - start) / len(tokens)
+            phrase = " ".join(surface[start:end])
             for exp in expansions:
+                note = _synonym_note(phrase, exp)
                 if exp.code:
-                    codes.append((exp.code, coverage * quality))
+                    codes.append((exp.code, coverage * quality, note))
                     continue
                 new = slots[:start] + _exact_slots(exp.tokens, quality) + slots[end:]
                 moved = _moved_head(head, start, end, len(exp.tokens))
-                variants.append((new, SYNONYM_VARIANT_WEIGHT, moved))
+                variants.append((new, SYNONYM_VARIANT_WEIGHT, moved, (*base_notes, note)))
         if len(matches) > 1:
             # Every phrase replaced by its first word expansion at once.
             combined = list(slots)
             moved = head
+            notes = list(base_notes)
             for start, end, expansions in reversed(matches):
                 words = [e for e in expansions if not e.code]
                 if words:
                     combined[start:end] = _exact_slots(words[0].tokens, 1.0)
                     moved = _moved_head(moved, start, end, len(words[0].tokens))
-            variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved))
+                    notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
+            variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
         return variants[:MAX_VARIANTS], codes
 
     def _docs_for_key(self, state: _Loaded, key: str) -> list[int]:
@@ -628,7 +723,10 @@ class SearchEngine:
         block_share: dict[int, float] = {}
         other_w = OTHER_FIELD_WEIGHT
         # Flatten to plain tuples: attribute lookups dominate this loop otherwise.
-        flat = [(term.idf, [(p.title, p.other, q) for p, q in term.alts]) for term in terms]
+        flat = [
+            (term.idf, [(p.title, p.other, p.vocab, q) for p, q in term.alts]) for term in terms
+        ]
+        vocab_w = VOCAB_FIELD_WEIGHT
         scored: list[tuple[float, int]] = []
         for doc in candidates:
             matched = 0.0
@@ -637,18 +735,29 @@ class SearchEngine:
             for idf, alts in flat:
                 best = 0.0
                 in_title = False
-                for title_set, other_set, quality in alts:
+                in_vocab = False
+                for title_set, other_set, vocab_set, quality in alts:
                     if doc in title_set:
                         if not in_title or quality > best:
                             best = quality
                         in_title = True
-                    elif not in_title and doc in other_set and quality * other_w > best:
-                        best = quality * other_w
+                    elif not in_title:
+                        if doc in vocab_set:
+                            if quality * vocab_w > best:
+                                best = quality * vocab_w
+                                in_vocab = True
+                        elif doc in other_set and quality * other_w > best:
+                            best = quality * other_w
                 if best:
                     matched += idf * best
                     hits += 1
                     if in_title:
                         title_hits += 1
+                    elif in_vocab:
+                        # An index term names what the title says in other words
+                        # ("appendectomy" = "Resection of Appendix"): those title words
+                        # are asked for, not extra.
+                        title_hits += VOCAB_COVER
             score = matched / total_idf
             if hits < n_terms:
                 score *= MISSING_TERM_FACTOR ** (n_terms - hits)
@@ -734,6 +843,52 @@ class SearchEngine:
                     bonus += EXACT_TITLE_BONUS
             out[doc] = score + bonus
         return out
+
+    def _why(self, state: _Loaded, doc: int, variant: _Variant) -> tuple[str, ...]:
+        """Why `doc` matched `variant`: one line per query word, then the variant's notes."""
+        slots, _weight, _head, notes = variant
+        if slots is _CODE_TARGET:
+            return notes
+        row = self._conn.execute(
+            "SELECT system, key FROM codes WHERE id = ?", (state.doc_ids[doc],)
+        ).fetchone()
+        system, key = row if row else ("", "")
+        lines: list[str] = []
+        in_title: list[str] = []
+        for alts in slots:
+            found = ""
+            for tok, _quality in alts:
+                post = self._postings(tok)
+                if post is None:
+                    continue
+                if doc in post.title:
+                    in_title.append(tok)
+                    found = "title"
+                    break
+                if doc in post.vocab:
+                    terms = self._index_terms(system, key, tok)
+                    lines.append(f'"{tok}": index term ' + "; ".join(terms[:2]))
+                    found = "vocab"
+                    break
+                if doc in post.other:
+                    lines.append(f'"{tok}": in an inclusion term or short title')
+                    found = "other"
+                    break
+            if not found and alts:
+                lines.append(f'"{alts[0][0]}": not in this code')
+        if in_title:
+            lines.insert(0, "title words: " + ", ".join(in_title))
+        return (*lines, *notes)
+
+    def _index_terms(self, system: str, key: str, token: str) -> list[str]:
+        """The official index terms (source: term) holding `token` that point to `key`."""
+        prefixes = [key[:n] for n in range(3, len(key) + 1)]
+        marks = ",".join("?" * len(prefixes))
+        rows = self._conn.execute(
+            f"SELECT source, term FROM search_vocab WHERE system = ? AND target IN ({marks})",
+            [system, *prefixes],
+        ).fetchall()
+        return [f"({source}) {term}" for source, term in rows if token in tokenize(term)]
 
     def _hits(self, state: _Loaded, best: list[tuple[int, float]]) -> list[SearchHit]:
         ids = [state.doc_ids[doc] for doc, _ in best]
@@ -921,13 +1076,15 @@ def _context_factor(unasked: int) -> float:
 
 
 def _title_share(
-    flat: Sequence[tuple[float, Sequence[tuple[frozenset[int], frozenset[int], float]]]],
+    flat: Sequence[
+        tuple[float, Sequence[tuple[frozenset[int], frozenset[int], frozenset[int], float]]]
+    ],
     doc: int,
 ) -> float:
     """IDF mass of the query terms in `doc`'s title (its block: the concept's home)."""
     total = 0.0
     for idf, alts in flat:
-        best = max((q for title_set, _other, q in alts if doc in title_set), default=0.0)
+        best = max((q for title_set, _o, _v, q in alts if doc in title_set), default=0.0)
         total += idf * best
     return total
 
@@ -977,6 +1134,17 @@ def _vocab_positions(vocab: Sequence[str], tokens: Iterable[str]) -> frozenset[i
         if i < len(vocab) and vocab[i] == tok:
             out.add(i)
     return frozenset(out)
+
+
+def _synonym_note(phrase: str, synonym: _Synonym) -> str:
+    """How --explain names a synonym that was applied."""
+    target = (
+        f"code {synonym.code}" if synonym.code else f'"{synonym.text or " ".join(synonym.tokens)}"'
+    )
+    kind = {"synonyms": "synonym", "FDA brand name": "brand name"}.get(synonym.source, "")
+    label = kind or f"{synonym.source} term"
+    origin = " (data/synonyms.tsv)" if synonym.source == "synonyms" else f" ({synonym.source})"
+    return f'{label}: "{phrase}" -> {target}{origin}'
 
 
 def _exact_slots(tokens: Iterable[str], quality: float) -> list[list[tuple[str, float]]]:

@@ -4,10 +4,16 @@ The builder (`bot.codes.build`) calls `build_search_index(conn, progress)` once 
 table is filled. Everything the query engine (`bot.codes.search`) needs is written into the
 same SQLite file, so opening the engine reads a few small blobs and nothing else:
 
-* `search_postings(token, df, title_ids, other_ids)`: one row per distinct normalised token.
-  `title_ids` lists the documents whose title holds the token, `other_ids` the documents that
-  have it only in the short title or inclusion terms. Both are packed `array('I')` bytes of
+* `search_postings(token, df, title_ids, other_ids, vocab_ids)`: one row per distinct
+  normalised token. `title_ids` lists the documents whose title holds the token, `other_ids`
+  the documents that have it only in the short title or inclusion terms, `vocab_ids` those
+  that have it only through an official index term (`bot.codes.vocabulary`: PCS index, CM
+  Table of Drugs, Neoplasm Table, External Cause Index). All are packed `array('I')` bytes of
   *internal* document numbers in ascending order.
+* `search_vocab(source, term, system, target)`: the index terms themselves, so `--explain`
+  can say which one led to a code; `rewrites` in `search_meta`: the source rewrites (PCS
+  body part/device/substance keys, brand -> generic) kept for this code set, one
+  "phrase TAB expansion TAB source" line each.
 * `search_meta(key, value)`: the document table as packed arrays (`doc_ids`, `doc_tlen`,
   `doc_flags`, `doc_depth`; `doc_ctx`: the qualifying contexts a title adds, as `CTX_*` bits;
   `doc_block`: internal number of the document's ICD-10-CM block, `NO_BLOCK` if none;
@@ -34,11 +40,14 @@ import sqlite3
 import time
 import unicodedata
 from array import array
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-INDEX_VERSION = "7"
+from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
+
+INDEX_VERSION = "8"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -369,19 +378,29 @@ def build_search_index(
     conn: sqlite3.Connection,
     progress: Callable[[str], None] = print,
     synonyms_path: Path | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> None:
     """Write the search tables for the filled `codes` table into the same database.
 
+    `vocabulary` defaults to every official source (`bot.codes.vocabulary.load_vocabulary`).
     Runs inside the caller's connection; the caller commits. Rebuilding drops the old tables.
     """
     started = time.perf_counter()
+    if vocabulary is None:
+        vocabulary = load_vocabulary(progress=progress)
     conn.execute("DROP TABLE IF EXISTS search_postings")
     conn.execute("DROP TABLE IF EXISTS search_meta")
+    conn.execute("DROP TABLE IF EXISTS search_vocab")
     conn.execute(
         "CREATE TABLE search_postings (token TEXT PRIMARY KEY, df INTEGER NOT NULL,"
-        " title_ids BLOB NOT NULL, other_ids BLOB NOT NULL) WITHOUT ROWID"
+        " title_ids BLOB NOT NULL, other_ids BLOB NOT NULL, vocab_ids BLOB NOT NULL)"
+        " WITHOUT ROWID"
     )
     conn.execute("CREATE TABLE search_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    conn.execute(
+        "CREATE TABLE search_vocab (source TEXT NOT NULL, term TEXT NOT NULL,"
+        " system TEXT NOT NULL, target TEXT NOT NULL)"
+    )
 
     rows = conn.execute(
         "SELECT id, system, kind, key, title, short_title, billable, status, sort_order,"
@@ -429,9 +448,14 @@ def build_search_index(
     docs.sort(key=lambda d: d[0])
     number_of = {d[1]: n for n, d in enumerate(docs)}
     progress(f"  search index: tokenised {len(docs):,} documents")
+    step = time.perf_counter()
+    keys = [(r[1], r[3], number_of[r[0]], r[2]) for r in rows]
+    vocab_words, kept_terms = _attach_index_terms(vocabulary.terms, keys, progress)
+    progress(f"  search index: index terms attached in {time.perf_counter() - step:.1f}s")
 
     title_post: dict[str, array[int]] = {}
     other_post: dict[str, array[int]] = {}
+    index_post: dict[str, array[int]] = {}
     doc_ids = array("I")
     doc_tlen = array("B")
     doc_flags = array("B")
@@ -453,14 +477,28 @@ def build_search_index(
             title_post.setdefault(tok, array("I")).append(n)
         for tok in other - tset:
             other_post.setdefault(tok, array("I")).append(n)
+        for tok in vocab_words.get(n, ()):
+            if tok not in tset and tok not in other:
+                index_post.setdefault(tok, array("I")).append(n)
 
-    vocab = sorted(set(title_post) | set(other_post))
+    vocab = sorted(set(title_post) | set(other_post) | set(index_post))
     position = {tok: i for i, tok in enumerate(vocab)}
     doc_head = array("I", (position.get(h, NO_HEAD) if h else NO_HEAD for h in heads))
     empty = b""
     conn.executemany(
-        "INSERT INTO search_postings (token, df, title_ids, other_ids) VALUES (?, ?, ?, ?)",
-        _posting_rows(vocab, title_post, other_post, empty),
+        "INSERT INTO search_postings (token, df, title_ids, other_ids, vocab_ids)"
+        " VALUES (?, ?, ?, ?, ?)",
+        _posting_rows(vocab, title_post, other_post, index_post, empty),
+    )
+    conn.executemany(
+        "INSERT INTO search_vocab (source, term, system, target) VALUES (?, ?, ?, ?)",
+        ((t.source, t.term, t.system, t.target) for t in kept_terms),
+    )
+    conn.execute("CREATE INDEX search_vocab_target ON search_vocab(system, target)")
+    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab))
+    progress(
+        f"  search index: {len(rewrites):,} of {len(vocabulary.rewrites):,} source rewrites"
+        " kept (their words occur in code titles)"
     )
     synonyms = load_synonyms_text(synonyms_path)
     meta: list[tuple[str, bytes | str]] = [
@@ -475,6 +513,7 @@ def build_search_index(
         ("doc_head", doc_head.tobytes()),
         ("vocab", "\n".join(vocab)),
         ("synonyms", synonyms),
+        ("rewrites", "\n".join(f"{r.phrase}\t{r.expansion}\t{r.source}" for r in rewrites)),
     ]
     conn.executemany("INSERT INTO search_meta (key, value) VALUES (?, ?)", meta)
     progress(
@@ -487,16 +526,106 @@ def _posting_rows(
     vocab: Iterable[str],
     title_post: dict[str, array[int]],
     other_post: dict[str, array[int]],
+    index_post: dict[str, array[int]],
     empty: bytes,
-) -> Iterable[tuple[str, int, bytes, bytes]]:
+) -> Iterable[tuple[str, int, bytes, bytes, bytes]]:
     """Rows for `search_postings`, one per token."""
     for tok in vocab:
         t = title_post.get(tok)
         o = other_post.get(tok)
-        df = (len(t) if t is not None else 0) + (len(o) if o is not None else 0)
+        v = index_post.get(tok)
+        df = sum(len(p) for p in (t, o, v) if p is not None)
         yield (
             tok,
             df,
             t.tobytes() if t is not None else empty,
             o.tobytes() if o is not None else empty,
+            v.tobytes() if v is not None else empty,
         )
+
+
+def _attach_index_terms(
+    terms: Sequence[IndexTerm],
+    keys: Sequence[tuple[str, str, int, str]],
+    progress: Callable[[str], None],
+) -> tuple[dict[int, set[str]], list[IndexTerm]]:
+    """Index words per internal document number, from the index terms whose target prefixes
+    the document's key; and the terms that reached at least one code.
+
+    `keys` holds (system, key, internal number, kind) of every code row. A target equal to a
+    code that now has children (a FY2025 table pointing to a code split in FY2026) reaches
+    those children: the build report counts them as "followed"; targets that match no
+    FY2026 code are dropped and counted.
+    """
+    by_system: dict[str, tuple[list[str], list[int], set[str]]] = {}
+    for system, key, number, kind in sorted(keys):
+        if kind in GROUP_KINDS:
+            continue
+        entry = by_system.setdefault(system, ([], [], set()))
+        entry[0].append(key)
+        entry[1].append(number)
+    leaves: dict[str, set[str]] = {s: set() for s in by_system}
+    for system, key, _number, kind in keys:
+        if kind == "code" and system in leaves:
+            leaves[system].add(key)
+    words: dict[int, set[str]] = {}
+    kept: list[IndexTerm] = []
+    counts: dict[str, list[int]] = {}  # source -> [as written, followed, -, dropped]
+    reach: dict[tuple[str, str], list[int]] = {}
+    for term in terms:
+        count = counts.setdefault(term.source, [0, 0, 0, 0])
+        found = by_system.get(term.system)
+        if found is None:
+            count[3] += 1
+            continue
+        sorted_keys, numbers, _ = found
+        span = reach.get((term.system, term.target))
+        if span is None:
+            lo = bisect_left(sorted_keys, term.target)
+            hi = bisect_left(sorted_keys, term.target + "\uffff", lo)
+            span = numbers[lo:hi]
+            reach[(term.system, term.target)] = span
+        if not span:
+            count[3] += 1
+            continue
+        lo = bisect_left(sorted_keys, term.target)
+        if term.children or term.target in leaves[term.system]:
+            count[0] += 1
+        elif sorted_keys[lo] == term.target and all(
+            len(sorted_keys[j]) == 7 for j in range(lo + 1, lo + len(span))
+        ):
+            count[0] += 1  # a 6-character code the tables list without its 7th character
+        else:
+            count[1] += 1
+        kept.append(term)
+        tokens = set(tokenize(term.term))
+        for number in span:
+            words.setdefault(number, set()).update(tokens)
+    for source, (exact, followed, _unused, dropped) in counts.items():
+        progress(
+            f"  vocabulary {source}: {exact:,} terms reach their FY2026 codes as written,"
+            f" {followed:,} point to a code that has FY2026 children (followed to them),"
+            f" {dropped:,} point to no FY2026 code (dropped)"
+        )
+    return words, kept
+
+
+def _kept_rewrites(rewrites: Sequence[Rewrite], vocab: frozenset[str]) -> list[Rewrite]:
+    """The rewrites whose expansion words all occur in the index (else they find nothing);
+    a brand name whose words are all code words already is dropped (see `Rewrite.name`)."""
+    out: list[Rewrite] = []
+    seen: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+    for rewrite in rewrites:
+        phrase = tuple(tokenize(rewrite.phrase))
+        expansion = tuple(tokenize(rewrite.expansion))
+        if not phrase or not expansion or phrase == expansion:
+            continue
+        if any(tok not in vocab for tok in expansion):
+            continue
+        if rewrite.name and all(tok in vocab for tok in phrase):
+            continue
+        if "\t" in rewrite.phrase or "\n" in rewrite.phrase or (phrase, expansion) in seen:
+            continue
+        seen.add((phrase, expansion))
+        out.append(rewrite)
+    return out

@@ -57,7 +57,9 @@ async def open_store(settings: Settings) -> StateStore:
         from bot.state.sqlite import SqliteStore
 
         return await SqliteStore.open(settings.state_path)
-    raise ConfigError("the PostgreSQL state backend is not in this build yet")
+    from bot.state.postgres import PostgresStore
+
+    return await PostgresStore.open(settings)
 
 
 async def open_accounts(

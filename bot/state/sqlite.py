@@ -483,6 +483,15 @@ class SqliteStore:
             changed += await tx.execute(f"DELETE FROM users WHERE user_id = ?{scope}", params)
         return changed
 
+    async def applied_migrations(self) -> list[tuple[int, str]]:
+        """(version, name) of every applied migration."""
+        rows = await self.db.fetchall("SELECT version, name FROM schema_migrations ORDER BY 1")
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def ping(self) -> None:
+        """A trivial read through the same connection and worker thread as the requests."""
+        await self.db.fetchone("SELECT 1 FROM schema_migrations LIMIT 1")
+
     async def close(self) -> None:
         """Close the connection."""
         await self.db.close()

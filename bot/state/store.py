@@ -148,6 +148,14 @@ class StateStore(Protocol):
         """Delete (or anonymise where counts must stay) one user's rows; return how many."""
         ...
 
+    async def applied_migrations(self) -> list[tuple[int, str]]:
+        """(version, name) of every applied schema migration, in order."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query (readiness)."""
+        ...
+
     async def close(self) -> None:
         """Release connections (idempotent)."""
         ...

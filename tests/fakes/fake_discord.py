@@ -39,6 +39,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_limits import form_errors, invalid_form_body
+
 API_PREFIX = "/api/v10"
 MESSAGE_CONTENT_INTENT = 1 << 15
 EPHEMERAL_FLAG = 1 << 6
@@ -116,6 +118,7 @@ class FakeDiscord:
         self.guild_ids = guild_ids
         self.channel_ids = {gid: str(int(gid) + 100) for gid in guild_ids}
         self.calls: list[Call] = []
+        self.refused: list[list[str]] = []  # 50035 refusals: what real Discord would refuse
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.identifies: list[dict[str, Any]] = []
         self.gateways: list[_Gateway] = []
@@ -516,6 +519,9 @@ class FakeDiscord:
 
     def _route(self, method: str, path: str, call: Call) -> web.Response:
         body = call.json if isinstance(call.json, dict) else {}
+        refused = self._refused_message(method, path, body)
+        if refused is not None:
+            return refused
         if method == "GET" and path == "/users/@me":
             return _json(self.bot_user)
         if method == "GET" and path == "/oauth2/applications/@me":
@@ -565,6 +571,21 @@ class FakeDiscord:
         if typing and method == "POST":
             return web.Response(status=204)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _refused_message(self, method: str, path: str, body: dict[str, Any]) -> web.Response | None:
+        """400 / 50035 for a message body real Discord refuses (tests/fakes/discord_limits)."""
+        message: dict[str, Any] | None = None
+        if method in ("POST", "PATCH") and (
+            path.startswith("/webhooks/") or re.fullmatch(r"/channels/\d+/messages", path)
+        ):
+            message = body
+        elif method == "POST" and path.endswith("/callback") and body.get("type") in (4, 7):
+            message = body.get("data") or {}
+        errors = form_errors(message) if message is not None else []
+        if not errors:
+            return None
+        self.refused.append(errors)
+        return _json(invalid_form_body(errors), status=400)
 
     def _callback(self, interaction_id: str, body: dict[str, Any], call: Call) -> web.Response:
         kind = body.get("type")
