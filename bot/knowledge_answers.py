@@ -8,13 +8,13 @@ longer a valid code says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from bot.as_of import parse_day
 from bot.codes.drg_engine import ENGINE_VERSIONS, DrgEngineError
+from bot.codes.guideline_index import Section, normalize_section
 from bot.codes.knowledge import DrgAnswer, KnowledgeBase, KnowledgeQueries
 from bot.codes.normalize import icd9_shape, normalize_code
 from bot.codes.sources.gems import RETIRED, icd9_display
@@ -24,6 +24,7 @@ from bot.ports import CodeLookup
 
 MAX_CLAIM_DIAGNOSES = 25  # principal + 24 secondary, as on the UB-04
 MAX_CLAIM_PROCEDURES = 25
+MAX_SECTION_CHARS = 3500  # a full section in chat; longer ones point to the PDF page
 DEFAULT_AGE = 65  # a Medicare patient, said in the answer when assumed
 GEM_FLAGS_EXPLAINED = (
     "approximate: not an exact equivalent · combination: use one code from each list "
@@ -87,25 +88,17 @@ class KnowledgeAnswers:
     """Answers `Command.args` of a KNOWLEDGE command for a date of service. Never raises
     for bad input: unknown codes and malformed claims are answers with `found` False."""
 
-    def __init__(
-        self,
-        knowledge: KnowledgeBase,
-        catalog: CodeLookup,
-        guidelines: Callable[[str, tuple[str, ...]], KnowledgeAnswer] | None = None,
-    ) -> None:
-        """`guidelines` answers the guideline actions (bot.guidelines_answers)."""
+    def __init__(self, knowledge: KnowledgeBase, catalog: CodeLookup) -> None:
+        """Answer from the knowledge tables of `knowledge` and the codes of `catalog`."""
         self._knowledge = knowledge
         self._queries = KnowledgeQueries(knowledge)
         self._catalog = catalog
-        self._guidelines = guidelines
 
     def answer(self, args: tuple[str, ...], day: date) -> KnowledgeAnswer:
         """The answer to one KNOWLEDGE command (`args` = (action, *words))."""
         action, words = args[0], args[1:]
         if action in ("guidelines", "guideline"):
-            if self._guidelines is None:
-                return _miss("The Official Guidelines are not in this code database.")
-            return self._guidelines(action, words)
+            return self.guidelines(action, words)
         if not self._queries.available:
             return _miss(
                 "This code database has no MS-DRG, HCC or GEM tables yet. "
@@ -119,6 +112,91 @@ class KnowledgeAnswers:
         if action == "crosswalk":
             return self.crosswalk(words[0], day)
         return self.icd9(words, day)
+
+    # ------------------------------------------------------------------ guidelines
+
+    def guidelines(self, action: str, words: tuple[str, ...]) -> KnowledgeAnswer:
+        """`/code guidelines WORDS` (best sections, passage quoted) or `/code guideline I.C.1.d`
+        (one section in full). A section number typed after `guidelines` opens it too."""
+        index = self._knowledge.guidelines
+        if not index.available:
+            return _miss(
+                "The Official Guidelines are not in this code database. "
+                "Rebuild it with `codebot data build`.",
+                "Not available",
+            )
+        number = normalize_section(words[0]) if len(words) == 1 else ""
+        if number or action == "guideline":
+            section = index.section(number) if number else None
+            if section is None:
+                shown = " ".join(words)[:20]
+                return _miss(
+                    f"{shown} is not a section of the Official Guidelines (e.g. I.C.1.d).",
+                    "Not found",
+                )
+            return self._full_section(section)
+        query = " ".join(words)
+        found = index.search(query)
+        if not found:
+            return _miss(
+                f"No section of the Official Guidelines matches \u201c{query[:60]}\u201d.",
+                "Not found",
+            )
+        blocks = [f"ICD-10-CM Official Guidelines FY2026 — \u201c{query[:60]}\u201d:"]
+        for section in found:
+            quoted = index.passage(section, query)
+            blocks.append(
+                f"Section {section.section} {section.heading} (page {section.page})\n"
+                f"\u201c{quoted}\u201d\nFull section: /code guideline {section.section}"
+            )
+        return KnowledgeAnswer(
+            True,
+            f"Guidelines: {query[:40]}",
+            "\n\n".join(blocks),
+            {
+                "query": query,
+                "sections": [
+                    {
+                        "section": s.section,
+                        "heading": s.heading,
+                        "page": s.page,
+                        "passage": index.passage(s, query),
+                    }
+                    for s in found
+                ],
+            },
+        )
+
+    def _full_section(self, section: Section) -> KnowledgeAnswer:
+        index = self._knowledge.guidelines
+        body = section.body
+        shown = (
+            body if len(body) <= MAX_SECTION_CHARS else body[:MAX_SECTION_CHARS].rsplit("\n", 1)[0]
+        )
+        lines = [
+            f"ICD-10-CM Official Guidelines FY2026, Section {section.section} "
+            f"{section.heading} (page {section.page})",
+            shown,
+        ]
+        if len(shown) < len(body):
+            lines.append(
+                f"… ({len(body) - len(shown):,} more characters: the PDF, page {section.page})"
+            )
+        children = index.children(section.section)
+        if children:
+            lines.append("Subsections: " + " · ".join(f"{n} {h}" for n, h in children))
+        return KnowledgeAnswer(
+            True,
+            f"Guideline {section.section}",
+            "\n".join(lines),
+            {
+                "section": section.section,
+                "heading": section.heading,
+                "page": section.page,
+                "text": body,
+                "subsections": [{"section": n, "heading": h} for n, h in children],
+            },
+        )
 
     # ------------------------------------------------------------------ DRG
 

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from bot.codes.drg_engine import CodeEdits, DrgEngine, DrgEngineError
+from bot.codes.guideline_index import GuidelineIndex
 from bot.codes.sources.gems import icd9_display
 from bot.knowledge_model import CodingFacts, CrosswalkCode, HccCategory
 from bot.model import CodeCard, CodeSystem
@@ -70,6 +71,7 @@ class KnowledgeBase:
         self._definition_versions: list[str] = []  # versions with exclusions/O.R. lists
         if self.available:
             self._load_small_tables()
+        self.guidelines = GuidelineIndex(conn, self._lock)
 
     @classmethod
     def open(cls, path: Path, engine: DrgEngine | None = None) -> KnowledgeBase:
@@ -231,6 +233,7 @@ class KnowledgeBase:
             mce = mce_phrases(self._engine.code_edits(key, as_of))
         except DrgEngineError:
             mce = ()
+        guideline = self.guidelines.for_card(card)
         return CodingFacts(
             as_of=as_of.isoformat(),
             drg_version=version,
@@ -244,6 +247,7 @@ class KnowledgeBase:
             hcc=hcc,
             poa_exempt=poa,
             icd9=icd9,
+            guideline=guideline,
         )
 
     def _pcs_facts(self, key: str, as_of: date) -> CodingFacts | None:

