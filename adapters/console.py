@@ -77,8 +77,8 @@ async def run_console(
     stdout: TextIO | None = None,
 ) -> int:
     """Run the chat loop until end of input. Returns the exit status."""
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
+    stdin = _tolerant(stdin or sys.stdin)
+    stdout = _tolerant(stdout or sys.stdout)
     interactive = stdin.isatty()
     if interactive:
         _enable_history()
@@ -102,6 +102,17 @@ async def run_console(
     if interactive:
         print(file=stdout)
     return 0
+
+
+def _tolerant(stream: TextIO) -> TextIO:
+    """The stream with undecodable/unencodable characters replaced instead of raising: a
+    stray byte that is not UTF-8 (a pasted Latin-1 line) must not end the session and lose
+    the rest of the input. Streams that cannot be reconfigured are used as they are."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="replace")
+    return stream
 
 
 async def _read_line(stdin: TextIO, interactive: bool) -> str | None:

@@ -28,22 +28,33 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
 from adapters.slack_guard import SlackRequestGuard
+from adapters.slack_oauth import (
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    SlackConfigError,
+    SlackMode,
+    check_bolt_mode,
+    oauth_app_options,
+    slack_mode,
+)
 from adapters.slack_urls import trusted_response_url
 from bot.commands import CommandKind, parse
 from bot.config import Settings
+from bot.installations import Installations, open_installations
 from bot.model import Reply, Request, UserRef
 from bot.service import error_reply
 
@@ -80,10 +91,6 @@ class ReplyService(Protocol):
     async def handle(self, request: Request) -> Reply:
         """Answer one request; never raises for expected outcomes."""
         ...
-
-
-class SlackConfigError(ValueError):
-    """Slack settings are incomplete; the message names the setting, never its value."""
 
 
 # ---------------------------------------------------------------- small helpers
@@ -157,23 +164,37 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
 
 @dataclass(frozen=True)
 class _Origin:
-    """Where an answer goes: response_url (commands, buttons) or a channel (+ thread)."""
+    """Where an answer goes: response_url (commands, buttons) or a channel (+ thread).
+
+    `token` is the bot token of the request's workspace (bolt's `context`): every Web API
+    call about this request uses it, so with OAuth each workspace is answered as itself.
+    """
 
     channel: str = ""
     user: str = ""
     thread_ts: str = ""
     response_url: str = ""
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
 class _Turn:
     """What is needed to build a Request once the user's admin status is known."""
 
-    team_id: str
+    team_id: str  # the workspace that installed the app: its quota pays
     enterprise_id: str | None
     user_name: str
     text: str
     request_id: str
+    user_team: str = ""  # the user's own workspace when Slack says (Slack Connect)
+    org_install: bool = False  # an Enterprise Grid org-wide install: the org is the tenant
+
+    @property
+    def tenant(self) -> str:
+        """The tenant charged and shown: the installing workspace (or org)."""
+        if self.org_install and self.enterprise_id:
+            return self.enterprise_id
+        return tenant_of(self.team_id, self.enterprise_id)
 
 
 # ---------------------------------------------------------------- the adapter
@@ -189,20 +210,21 @@ class SlackAdapter:
         *,
         ack_budget: float = ACK_BUDGET_SECONDS,
     ) -> None:
-        if not settings.slack_bot_token:
-            raise SlackConfigError("SLACK_BOT_TOKEN is not set")
-        if not (settings.slack_signing_secret or settings.slack_app_token):
-            # Without a secret anyone could forge requests: refuse to start in HTTP mode.
-            raise SlackConfigError("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) is not set")
+        self.mode = slack_mode(settings)  # one workspace or OAuth; ambiguity is refused
         self.settings = settings
         self.service = service
         self.ack_budget = ack_budget
+        self.installations: Installations | None = None
         self.client = AsyncWebClient(
-            token=settings.slack_bot_token,
+            token=settings.slack_bot_token or None,
             base_url=api_base_url(settings.slack_api_url),
             timeout=int(HTTP_TIMEOUT_SECONDS),
             logger=logging.getLogger("codebot.slack.api"),
         )
+        oauth: dict[str, Any] = {}
+        if self.mode is SlackMode.OAUTH:
+            self.installations = open_installations(settings)
+            oauth = oauth_app_options(settings, self.installations, self.client)
         self.app = AsyncApp(
             name="codebot",
             client=self.client,
@@ -218,7 +240,9 @@ class SlackAdapter:
             attaching_function_token_enabled=False,
             attaching_conversation_kwargs_enabled=False,
             logger=logging.getLogger("codebot.slack.bolt"),
+            **oauth,
         )
+        check_bolt_mode(self.mode, self.app.oauth_flow)
         self._events = _Memory(EVENT_MEMORY_SECONDS)
         self._clicks = _Memory(CLICK_MEMORY_SECONDS)
         self._admins = _Memory(ADMIN_CACHE_SECONDS)
@@ -237,6 +261,9 @@ class SlackAdapter:
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
+        if self.mode is SlackMode.OAUTH:
+            # app_uninstalled / tokens_revoked delete the installation (usage data stays)
+            self.app.enable_token_revocation_listeners()
         self.app.error(self._on_error)
 
     def web_app(self) -> web.Application:
@@ -246,6 +273,9 @@ class SlackAdapter:
         application.router.add_get(HEALTH_PATH, self._health)
         if self.settings.slack_signing_secret:
             application.router.add_post(EVENTS_PATH, self._dispatch_http)
+        if self.app.oauth_flow is not None:
+            application.router.add_get(INSTALL_PATH, self._dispatch_oauth)
+            application.router.add_get(REDIRECT_PATH, self._dispatch_oauth)
         application.on_cleanup.append(self._cleanup)
         return application
 
@@ -267,6 +297,25 @@ class SlackAdapter:
             log.exception("slack request failed (ref %s)", ref)
             return web.json_response({"ok": False, "ref": ref}, status=500)
 
+    async def _dispatch_oauth(self, request: web.Request) -> web.Response:
+        """The "Add to Slack" page and Slack's OAuth callback, through bolt's OAuth flow."""
+        flow = self.app.oauth_flow
+        if flow is None:  # routes exist only with a flow; keep mypy and readers sure
+            raise web.HTTPNotFound()
+        try:
+            bolt_request = AsyncBoltRequest(
+                body="", query=request.query_string, headers=dict(request.headers)
+            )
+            if request.path == INSTALL_PATH:
+                bolt_response = await flow.handle_installation(bolt_request)
+            else:
+                bolt_response = await flow.handle_callback(bolt_request)
+            return await to_aiohttp_response(bolt_response)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("slack oauth request failed (ref %s)", ref)
+            return web.Response(status=500, text=f"Installation failed (ref {ref}).")
+
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error(
             "listener failed for %s: %s", body.get("type") or body.get("command"), type(error)
@@ -284,6 +333,8 @@ class SlackAdapter:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        if self.installations is not None:
+            await self.installations.close()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -299,20 +350,38 @@ class SlackAdapter:
 
     # ------------------------------------------------------------ identity
 
-    async def _user(
-        self, team_id: str, enterprise_id: str | None, user_id: str, name: str = "", text: str = ""
-    ) -> tuple[UserRef, bool]:
-        """The asking user, and whether they are a workspace admin when that matters.
+    def _host(
+        self, context: Mapping[str, Any], team_id: str, enterprise_id: str | None
+    ) -> tuple[str, str | None, bool]:
+        """(team, enterprise, org-wide?) of the installation answering this request.
+
+        With OAuth that is the installation bolt authorized the request with (its auth.test),
+        so a Slack Connect user is charged to the workspace that installed codebot, never
+        to their own; with one bot token it is the request's workspace.
+        """
+        if self.mode is not SlackMode.OAUTH:
+            return team_id, enterprise_id, False
+        result = context.get("authorize_result")
+        team = getattr(result, "team_id", None) or team_id
+        enterprise = getattr(result, "enterprise_id", None) or enterprise_id
+        return str(team or ""), enterprise, bool(context.get("is_enterprise_install"))
+
+    async def _user(self, turn: _Turn, origin: _Origin) -> tuple[UserRef, bool]:
+        """The asking user, and whether they are an admin of the installing workspace.
 
         Only admin commands and note edits consult the admin flag, so lookups and searches
-        never wait for (nor spend rate limit on) a `users.info` call.
+        never wait for (nor spend rate limit on) a `users.info` call. A user of another
+        organisation (Slack Connect) is never an admin here, whatever they are at home.
         """
-        user = UserRef(PLATFORM, tenant_of(team_id, enterprise_id), user_id, name)
-        if parse(text).kind not in ADMIN_SENSITIVE_COMMANDS:
+        user = UserRef(PLATFORM, turn.tenant, origin.user, turn.user_name)
+        if parse(turn.text).kind not in ADMIN_SENSITIVE_COMMANDS:
             return user, False
-        return user, await self._is_admin(user)
+        if turn.user_team and not turn.org_install and turn.user_team != turn.team_id:
+            log.info("admin refused: the user's workspace is not the installing one")
+            return user, False
+        return user, await self._is_admin(user, turn, origin.token)
 
-    async def _is_admin(self, user: UserRef) -> bool:
+    async def _is_admin(self, user: UserRef, turn: _Turn, token: str) -> bool:
         """Workspace admin/owner per users.info, cached; lookups for one user are shared."""
         key = f"{user.tenant_id}:{user.user_id}"
         cached = self._admins.get(key)
@@ -324,7 +393,7 @@ class SlackAdapter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._admin_lookups[key] = future
         try:
-            is_admin, ttl = await self._fetch_admin(user.user_id)
+            is_admin, ttl = await self._fetch_admin(user.user_id, turn, token)
             self._admins.put(key, is_admin, ttl)
             future.set_result(is_admin)
             return is_admin
@@ -333,9 +402,11 @@ class SlackAdapter:
                 future.set_result(False)
             del self._admin_lookups[key]
 
-    async def _fetch_admin(self, user_id: str) -> tuple[bool, float]:
+    async def _fetch_admin(self, user_id: str, turn: _Turn, token: str) -> tuple[bool, float]:
         try:
-            response = await self.client.users_info(user=user_id)
+            response = await self.client.api_call(
+                "users.info", http_verb="GET", params={"user": user_id}, headers=_auth(token)
+            )
         except SlackApiError as error:
             log.warning("users.info failed: %s", error.response.get("error"))
             return False, ADMIN_FAILURE_CACHE_SECONDS
@@ -343,6 +414,9 @@ class SlackAdapter:
             log.warning("users.info failed: %s", type(error).__name__)
             return False, ADMIN_FAILURE_CACHE_SECONDS
         profile = response.get("user") or {}
+        if not _same_organisation(profile, turn):
+            log.info("admin refused: a user of another organisation (Slack Connect)")
+            return False, ADMIN_CACHE_SECONDS
         return bool(profile.get("is_admin") or profile.get("is_owner")), ADMIN_CACHE_SECONDS
 
     # ------------------------------------------------------------ the core call
@@ -358,19 +432,29 @@ class SlackAdapter:
 
     # ------------------------------------------------------------ slash command
 
-    async def _on_command(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any]) -> None:
+    async def _on_command(
+        self,
+        ack: Callable[..., Awaitable[Any]],
+        body: dict[str, Any],
+        context: Mapping[str, Any],
+    ) -> None:
         trigger = body.get("trigger_id") or uuid.uuid4().hex
         origin = _Origin(
             channel=str(body.get("channel_id", "")),
             user=str(body.get("user_id", "")),
             response_url=str(body.get("response_url", "")),
+            token=str(context.get("token") or ""),
+        )
+        team, enterprise, org_install = self._host(
+            context, str(body.get("team_id", "")), body.get("enterprise_id")
         )
         turn = _Turn(
-            team_id=str(body.get("team_id", "")),
-            enterprise_id=body.get("enterprise_id"),
+            team_id=team,
+            enterprise_id=enterprise,
             user_name=str(body.get("user_name", "")),
             text=unescape_slack(str(body.get("text", ""))),
             request_id=f"slack:cmd:{trigger}",
+            org_install=org_install,
         )
         # users.info and the answer together must fit the ack budget; whatever is late is
         # delivered through response_url instead.
@@ -390,7 +474,12 @@ class SlackAdapter:
 
     # ------------------------------------------------------------ buttons
 
-    async def _on_action(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any]) -> None:
+    async def _on_action(
+        self,
+        ack: Callable[..., Awaitable[Any]],
+        body: dict[str, Any],
+        context: Mapping[str, Any],
+    ) -> None:
         await ack()  # a button ack carries no content; the answer follows separately
         actions = body.get("actions") or []
         if not actions:
@@ -412,13 +501,19 @@ class SlackAdapter:
             user=user_id,
             response_url=str(body.get("response_url", "")),
             thread_ts=str((body.get("message") or {}).get("thread_ts") or ""),
+            token=str(context.get("token") or ""),
+        )
+        team, enterprise, org_install = self._host(
+            context, team_id, (body.get("enterprise") or {}).get("id")
         )
         turn = _Turn(
-            team_id=team_id,
-            enterprise_id=(body.get("enterprise") or {}).get("id"),
+            team_id=team,
+            enterprise_id=enterprise,
             user_name=str(slack_user.get("username", "")),
             text=str(action.get("value", "")),
             request_id=request_id,
+            user_team=str(slack_user.get("team_id") or ""),
+            org_install=org_install,
         )
         # process_before_response: the HTTP ack leaves when this listener returns, so the
         # users.info call and the answer run in the background
@@ -427,13 +522,10 @@ class SlackAdapter:
     async def _turn_reply(self, turn: _Turn, origin: _Origin) -> Reply:
         """Identify the user (admin flag) and answer; never raises."""
         try:
-            user, is_admin = await self._user(
-                turn.team_id, turn.enterprise_id, origin.user, turn.user_name, turn.text
-            )
+            user, is_admin = await self._user(turn, origin)
         except Exception:
             log.exception("could not identify the user")
-            tenant = tenant_of(turn.team_id, turn.enterprise_id)
-            user, is_admin = UserRef(PLATFORM, tenant, origin.user), False
+            user, is_admin = UserRef(PLATFORM, turn.tenant, origin.user), False
         request = Request(
             user=user,
             text=turn.text,
@@ -496,6 +588,7 @@ class SlackAdapter:
             channel=str(event.get("channel", "")),
             user=str(event.get("user", "")),
             thread_ts=thread_ts,
+            token=str(context.get("token") or ""),
         )
         event_id = str(body.get("event_id") or "")
         if not event_id:
@@ -503,12 +596,18 @@ class SlackAdapter:
         if not self._events.add_new(event_id):
             log.info("event %s already answered (Slack retry); not posting again", event_id)
             return
+        team, enterprise, org_install = self._host(
+            context, str(body.get("team_id") or event.get("team") or ""), body.get("enterprise_id")
+        )
         turn = _Turn(
-            team_id=str(body.get("team_id") or event.get("team") or ""),
-            enterprise_id=body.get("enterprise_id"),
+            team_id=team,
+            enterprise_id=enterprise,
             user_name="",
             text=unescape_slack(text),
             request_id=f"slack:evt:{event_id}",
+            # a shared channel's event names the user's own workspace
+            user_team=str(event.get("user_team") or ""),
+            org_install=org_install,
         )
         # Events are posted by us (no ack body, no response_url): a retry that reached
         # another process is answered only by the process that charged it first.
@@ -562,18 +661,21 @@ class SlackAdapter:
         arguments: dict[str, Any] = {"channel": origin.channel, **message}
         if origin.thread_ts:
             arguments["thread_ts"] = origin.thread_ts
-        error = await self._call("chat.postMessage", arguments)
+        error = await self._call("chat.postMessage", arguments, origin.token)
         if error in _CANNOT_POST and origin.user:
             notice = error_message(_CANNOT_POST_TEXT.format(error=error))
             fallback = {"channel": origin.channel, "user": origin.user, **notice}
-            if await self._call("chat.postEphemeral", fallback):
+            if await self._call("chat.postEphemeral", fallback, origin.token):
                 log.warning("could not tell user about %s either", error)
 
-    async def _call(self, method: str, arguments: dict[str, Any]) -> str:
-        """Call a Web API method; retry once after a rate limit. Returns "" or the error."""
+    async def _call(self, method: str, arguments: dict[str, Any], token: str = "") -> str:
+        """Call a Web API method with the workspace's `token`; retry once after a rate limit.
+
+        Returns "" or the error.
+        """
         for attempt in (1, 2):
             try:
-                await self.client.api_call(method, json=arguments)
+                await self.client.api_call(method, json=arguments, headers=_auth(token))
                 return ""
             except SlackApiError as failure:
                 error = str(failure.response.get("error") or "unknown_error")
@@ -610,6 +712,19 @@ async def _to_aiohttp_response(bolt_response: BoltResponse) -> web.Response:
         body=bolt_response.body.encode("utf-8"),
         content_type=content_type,
     )
+
+
+def _auth(token: str) -> dict[str, str]:
+    """Per-request Authorization: the workspace's token (none: the client's own token)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _same_organisation(profile: Mapping[str, Any], turn: _Turn) -> bool:
+    """Is this users.info profile a member of the installing workspace (or org)?"""
+    if turn.org_install:
+        home_org = (profile.get("enterprise_user") or {}).get("enterprise_id")
+        return bool(turn.enterprise_id) and home_org == turn.enterprise_id
+    return profile.get("team_id") == turn.team_id
 
 
 def _is_noise(event: Mapping[str, Any], bot_user_id: str | None) -> bool:

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from bot.clock import clock_from_settings
 from bot.codes.catalog import CodeCatalog
+from bot.codes.integrity import check_code_db
+from bot.codes.integrity import describe as describe_damage
 from bot.codes.knowledge import KnowledgeBase
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
@@ -22,12 +24,25 @@ class CodeDatabaseMissing(RuntimeError):
     """The code database has not been built yet."""
 
 
-def open_code_data(settings: Settings) -> tuple[CodeCatalog, SearchEngine]:
-    """Open the built code database for lookup and search (read-only)."""
+class CodeDatabaseDamaged(CodeDatabaseMissing):
+    """The code database is truncated or corrupt (handled like a missing one: rebuild)."""
+
+
+def open_code_data(
+    settings: Settings, *, thorough: bool = False
+) -> tuple[CodeCatalog, SearchEngine]:
+    """Open the built code database for lookup and search (read-only).
+
+    Checks it first (bot/codes/integrity.py): cheaply always, page by page when `thorough`
+    (servers at start-up). Raises CodeDatabaseMissing / CodeDatabaseDamaged with one line.
+    """
     if not settings.codes_db.is_file():
         raise CodeDatabaseMissing(
             f"No code database at {settings.codes_db}. Build it with `codebot data build`."
         )
+    problems = check_code_db(settings.codes_db, thorough=thorough)
+    if problems:
+        raise CodeDatabaseDamaged(describe_damage(settings.codes_db, problems))
     try:
         search = SearchEngine.open(settings.codes_db)
     except SearchIndexError:
@@ -44,7 +59,7 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
 
     `warm` preloads the search vocabulary (servers: the first user should not wait for it).
     """
-    catalog, search = open_code_data(settings)
+    catalog, search = open_code_data(settings, thorough=warm)
     if warm:
         search.warm_up()
 

@@ -187,6 +187,12 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.codes_db.is_file():
             print(f"No code database at {settings.codes_db}. Run `codebot data build`.")
             return EXIT_FAILURE
+        from bot.codes.integrity import check_code_db, describe
+
+        problems = check_code_db(settings.codes_db, thorough=True)
+        if problems:
+            print(f"codebot: {describe(settings.codes_db, problems)}", file=sys.stderr)
+            return EXIT_FAILURE
         from bot.clock import clock_from_settings
         from bot.codes.releases import database_releases, describe_releases
 

@@ -45,6 +45,11 @@ class Settings:
     slack_signing_secret: str = field(default="", repr=False)
     slack_app_token: str = field(default="", repr=False)
     slack_api_url: str = ""
+    # Slack OAuth (any number of workspaces) instead of one SLACK_BOT_TOKEN: see
+    # adapters/slack_oauth.py. The redirect URI is the public URL of /slack/oauth_redirect.
+    slack_client_id: str = ""
+    slack_client_secret: str = field(default="", repr=False)
+    slack_redirect_uri: str = ""
     discord_token: str = field(default="", repr=False)
     discord_api_url: str = ""
     discord_gateway_url: str = ""
@@ -62,9 +67,15 @@ class Settings:
     health_port: int = 0
 
     @property
+    def slack_oauth(self) -> bool:
+        """Slack OAuth mode: a client id and secret (installations in the state database)."""
+        return bool(self.slack_client_id or self.slack_client_secret)
+
+    @property
     def slack_enabled(self) -> bool:
-        """Slack runs when its bot token and either a signing secret or app token are set."""
-        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+        """Slack runs with a bot token or OAuth credentials, and a signing secret or app token."""
+        credentials = self.slack_bot_token or self.slack_oauth
+        return bool(credentials and (self.slack_signing_secret or self.slack_app_token))
 
     @property
     def discord_enabled(self) -> bool:
@@ -148,6 +159,9 @@ class Settings:
             slack_signing_secret=pick("SLACK_SIGNING_SECRET", "slack_signing_secret"),
             slack_app_token=pick("SLACK_APP_TOKEN", "slack_app_token"),
             slack_api_url=pick("SLACK_API_URL", "slack_api_url"),
+            slack_client_id=pick("SLACK_CLIENT_ID", "slack_client_id"),
+            slack_client_secret=pick("SLACK_CLIENT_SECRET", "slack_client_secret"),
+            slack_redirect_uri=pick("SLACK_REDIRECT_URI", "slack_redirect_uri"),
             discord_token=pick("DISCORD_TOKEN", "discord_token"),
             discord_api_url=pick("DISCORD_API_URL", "discord_api_url"),
             discord_gateway_url=pick("DISCORD_GATEWAY_URL", "discord_gateway_url"),

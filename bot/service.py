@@ -34,6 +34,7 @@ from bot.model import (
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
+from bot.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class LookupService:
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
         self._clock = clock
+        self._spend = SpendGuard(accounts)  # refused users are charged before any search
         self._knowledge = knowledge
         self._answers = KnowledgeAnswers(knowledge, catalog) if knowledge is not None else None
 
@@ -165,6 +167,7 @@ class LookupService:
             cost,
             [(card.system.value, card.code) for card in cards],
         )
+        self._spend.note(request.user, outcome)
         if not outcome.allowed:
             return _exhausted(outcome)
         try:
@@ -195,16 +198,21 @@ class LookupService:
     async def _search_reply(self, request: Request, query: str, system: CodeSystem | None) -> Reply:
         if system is CodeSystem.CPT and not self._catalog.has_cpt():
             return Reply(ReplyKind.INFO, text=_CPT_NOT_LOADED, title="CPT® not loaded")
+        cost = self._accounts.cost("search")
+        early = await self._spend.charge_first(request, cost)
+        if early is not None and not early.allowed:
+            return _exhausted(early)  # nothing left: refused before any search work
         hits: Sequence[SearchHit] = self._search.search(query, system=system, limit=SEARCH_LIMIT)
         shown_query = query[:100]
         if not hits:
+            await self._spend.undo(request, early)
             return Reply(
                 ReplyKind.SEARCH,
                 text=shown_query,
                 title=f"No codes match \u201c{shown_query}\u201d",
             )
-        cost = self._accounts.cost("search")
-        outcome = await self._accounts.charge(request.user, request.request_id, cost)
+        outcome = early or await self._accounts.charge(request.user, request.request_id, cost)
+        self._spend.note(request.user, outcome)
         if not outcome.allowed:
             return _exhausted(outcome)
         actions = tuple(Action("show", hit.code, hit.code) for hit in hits)
@@ -224,12 +232,16 @@ class LookupService:
         """DRG, grouping, ICD-9 and guideline answers: one paid lookup when they have content."""
         if self._answers is None:
             return Reply(ReplyKind.INFO, text=_NO_KNOWLEDGE, title="Not available")
+        cost = self._accounts.cost("lookup")
+        early = await self._spend.charge_first(request, cost)
+        if early is not None and not early.allowed:
+            return _exhausted(early)  # nothing left: refused before any grouping work
         answer = self._answers.answer(command.args, command.as_of or self._clock())
         if not answer.found:
+            await self._spend.undo(request, early)
             return Reply(ReplyKind.INFO, text=answer.text, title=answer.title)
-        outcome = await self._accounts.charge(
-            request.user, request.request_id, self._accounts.cost("lookup")
-        )
+        outcome = early or await self._accounts.charge(request.user, request.request_id, cost)
+        self._spend.note(request.user, outcome)
         if not outcome.allowed:
             return _exhausted(outcome)
         return Reply(

@@ -11,6 +11,15 @@ Mode server: it sends `{"type": "hello", …}`, lets the test push envelopes (`p
 `SocketModeSender` helpers) and records every ack the client sends back (`acks`), checking
 any Block Kit payload an ack carries. Connections opened and closed are recorded too.
 
+OAuth (many workspaces): `approve_install(team_id, …)` plays the installer approving the app
+on Slack's authorize page and returns the one-use `code` Slack would put on the redirect;
+`oauth.v2.access` (client id + secret as HTTP Basic auth, as slack_sdk sends them) trades it
+once for that workspace's own `xoxb-…` token (a used or unknown code: `invalid_code`, wrong
+credentials: `invalid_client_id` / `bad_client_secret`). Every Web API call must carry a live
+token (the single-workspace `token`, or one minted here) and `auth.test`, `users.info`
+answer for the token's workspace; `revoke(team_id)` kills a workspace's tokens as an
+uninstall does (`token_revoked`). `ApiCall.token` is the token each call carried.
+
 `SlackSender` plays Slack's side towards the app under test over HTTP: it signs slash-command
 form posts, Events API JSON and interactivity payloads with the v0 HMAC scheme, exactly as
 Slack does, and validates every Block Kit payload the app answers with in an ack body.
@@ -20,6 +29,7 @@ Slack does, and validates every Block Kit payload the app answers with in an ack
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -48,6 +58,12 @@ class ApiCall:
     headers: dict[str, str] = field(default_factory=dict)
     hook: str = ""  # the response_url id for "response_url" calls
 
+    @property
+    def token(self) -> str:
+        """The bearer token the call carried ("" for none)."""
+        value = self.headers.get("authorization", "")
+        return value[len("Bearer ") :] if value.startswith("Bearer ") else ""
+
 
 @dataclass
 class SocketAck:
@@ -72,6 +88,28 @@ class SocketConnection:
 
 
 @dataclass
+class Workspace:
+    """A workspace (or Enterprise Grid org) that installed the app through OAuth."""
+
+    team_id: str | None
+    enterprise_id: str | None = None
+    is_enterprise_install: bool = False
+    installer: str = "UINSTALL1"
+    team_name: str = "Fake Team"
+    tokens: list[str] = field(default_factory=list)
+    revoked: bool = False
+
+
+@dataclass
+class FakeUser:
+    """A user as users.info describes them (home team, admin flags)."""
+
+    team_id: str
+    is_admin: bool = False
+    enterprise_id: str | None = None
+
+
+@dataclass
 class _Injected:
     error: str
     times: int
@@ -90,8 +128,16 @@ class FakeSlack:
         team_id: str = "T0001",
         bot_user_id: str = "UBOT0001",
         admins: tuple[str, ...] = (),
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret",
     ) -> None:
         self.token = token
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.workspaces: dict[str, Workspace] = {}  # by minted token
+        self.users: dict[str, FakeUser] = {}  # users.info overrides (e.g. Slack Connect)
+        self._codes: dict[str, Workspace] = {}  # one-use OAuth codes not yet exchanged
+        self._minted = itertools.count(1)
         self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -166,6 +212,82 @@ class FakeSlack:
         self._injected.setdefault(method, []).append(
             _Injected("ratelimited", times, status=429, retry_after=retry_after)
         )
+
+    # ------------------------------------------------------------ OAuth
+
+    def approve_install(
+        self,
+        team_id: str | None,
+        *,
+        enterprise_id: str | None = None,
+        is_enterprise_install: bool = False,
+        installer: str = "UINSTALL1",
+    ) -> str:
+        """The installer clicked "Allow": the one-use code Slack appends to the redirect."""
+        code = f"code-{next(self._minted)}-{team_id or enterprise_id}"
+        self._codes[code] = Workspace(team_id, enterprise_id, is_enterprise_install, installer)
+        return code
+
+    def tokens_of(self, team_id: str) -> list[str]:
+        """Tokens minted for a workspace (or org, by enterprise id), oldest first."""
+        return [
+            token
+            for token, ws in self.workspaces.items()
+            if team_id in (ws.team_id, ws.enterprise_id)
+        ]
+
+    def revoke(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its tokens stop working."""
+        for token in self.tokens_of(team_id):
+            self.workspaces[token].revoked = True
+
+    def _oauth_access(self, request_auth: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        client_id, client_secret = _basic_auth(request_auth)
+        client_id = client_id or str(args.get("client_id") or "")
+        client_secret = client_secret or str(args.get("client_secret") or "")
+        if client_id != self.client_id:
+            return {"ok": False, "error": "invalid_client_id"}
+        if client_secret != self.client_secret:
+            return {"ok": False, "error": "bad_client_secret"}
+        workspace = self._codes.pop(str(args.get("code") or ""), None)
+        if workspace is None:  # unknown or already exchanged: codes are good once
+            return {"ok": False, "error": "invalid_code"}
+        token = f"xoxb-{workspace.team_id or workspace.enterprise_id}-{next(self._minted):04d}"
+        workspace.tokens.append(token)
+        self.workspaces[token] = workspace
+        enterprise = (
+            {"id": workspace.enterprise_id, "name": "Fake Org"} if workspace.enterprise_id else None
+        )
+        team = {"id": workspace.team_id, "name": workspace.team_name} if workspace.team_id else None
+        return {
+            "ok": True,
+            "app_id": "A0001",
+            "authed_user": {"id": workspace.installer},
+            "scope": str(args.get("scope") or "commands,chat:write"),
+            "token_type": "bot",
+            "access_token": token,
+            "bot_user_id": self.bot_user_id,
+            "team": team,
+            "enterprise": enterprise,
+            "is_enterprise_install": workspace.is_enterprise_install,
+        }
+
+    def _token_problem(self, method: str, authorization: str) -> str:
+        """'' when the call's credentials are good, else Slack's error for them."""
+        if method == "oauth.v2.access":
+            return ""  # client credentials, checked by _oauth_access
+        expected = self.app_token if method == "apps.connections.open" else None
+        if not authorization.startswith("Bearer "):
+            return "not_authed"
+        token = authorization[len("Bearer ") :]
+        if expected is not None:
+            return "" if token == expected else "invalid_auth"
+        if token == self.token:
+            return ""
+        workspace = self.workspaces.get(token)
+        if workspace is None:
+            return "invalid_auth"
+        return "token_revoked" if workspace.revoked else ""
 
     # ------------------------------------------------------------ reading what happened
 
@@ -356,17 +478,21 @@ class FakeSlack:
                 args.update(await request.post())
         headers = {key.lower(): value for key, value in request.headers.items()}
         await self._record(ApiCall(method, args, headers))
-        # apps.connections.open takes the app-level token (xapp-), everything else the bot's
-        expected = self.app_token if method == "apps.connections.open" else self.token
-        if headers.get("authorization") != f"Bearer {expected}":
-            return web.json_response({"ok": False, "error": "invalid_auth"})
+        # apps.connections.open takes the app-level token (xapp-), oauth.v2.access the
+        # client credentials, everything else a live bot token
+        problem = self._token_problem(method, headers.get("authorization", ""))
+        if problem:
+            return web.json_response({"ok": False, "error": problem})
+        if method == "oauth.v2.access":
+            return web.json_response(self._oauth_access(headers.get("authorization", ""), args))
         injected = self._take_injected(method)
         if injected is not None:
             extra = {"Retry-After": str(injected.retry_after)} if injected.retry_after else {}
             return web.json_response(
                 {"ok": False, "error": injected.error}, status=injected.status, headers=extra
             )
-        return web.json_response(self._answer(method, args))
+        workspace = self.workspaces.get(headers.get("authorization", "")[len("Bearer ") :])
+        return web.json_response(self._answer(method, args, workspace))
 
     def _take_injected(self, method: str) -> _Injected | None:
         queue = self._injected.get(method)
@@ -378,35 +504,43 @@ class FakeSlack:
             queue.pop(0)
         return injected
 
-    def _answer(self, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    def _answer(
+        self, method: str, args: Mapping[str, Any], workspace: Workspace | None = None
+    ) -> dict[str, Any]:
         if method == "apps.connections.open":
             ticket = f"ticket-{next(self._ticket_ids)}"
             self._tickets.add(ticket)
             return {"ok": True, "url": f"{self.socket_url}?ticket={ticket}&app_id=A0001"}
+        team_id = self.team_id if workspace is None else workspace.team_id
+        enterprise_id = None if workspace is None else workspace.enterprise_id
         if method == "auth.test":
-            return {
+            answer: dict[str, Any] = {
                 "ok": True,
                 "url": "https://fake.slack.test/",
                 "team": "Fake Team",
                 "user": "codebot",
-                "team_id": self.team_id,
+                "team_id": team_id,
                 "user_id": self.bot_user_id,
                 "bot_id": "B0001",
-                "is_enterprise_install": False,
+                "is_enterprise_install": bool(workspace and workspace.is_enterprise_install),
             }
+            if enterprise_id:
+                answer["enterprise_id"] = enterprise_id
+            return answer
         if method == "users.info":
             user_id = str(args.get("user", ""))
-            admin = user_id in self.admins
-            return {
-                "ok": True,
-                "user": {
-                    "id": user_id,
-                    "team_id": self.team_id,
-                    "is_admin": admin,
-                    "is_owner": False,
-                    "name": user_id.lower(),
-                },
+            known = self.users.get(user_id)
+            profile: dict[str, Any] = {
+                "id": user_id,
+                "team_id": known.team_id if known else (team_id or enterprise_id),
+                "is_admin": known.is_admin if known else user_id in self.admins,
+                "is_owner": False,
+                "name": user_id.lower(),
             }
+            home_enterprise = known.enterprise_id if known else enterprise_id
+            if home_enterprise:
+                profile["enterprise_user"] = {"enterprise_id": home_enterprise, "is_admin": False}
+            return {"ok": True, "user": profile}
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         if method == "chat.postMessage":
             return {
@@ -433,6 +567,18 @@ class FakeSlack:
 # ---------------------------------------------------------------- signing and sending
 
 
+def _basic_auth(header: str) -> tuple[str, str]:
+    """(client id, client secret) of an HTTP Basic Authorization header, or empty strings."""
+    if not header.startswith("Basic "):
+        return "", ""
+    try:
+        decoded = base64.b64decode(header[len("Basic ") :]).decode()
+    except (ValueError, UnicodeDecodeError):
+        return "", ""
+    client_id, _, secret = decoded.partition(":")
+    return client_id, secret
+
+
 def slack_signature(secret: str, timestamp: str, body: str | bytes) -> str:
     """Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{body}`."""
     raw = body.encode() if isinstance(body, str) else body
@@ -453,13 +599,18 @@ class SentResponse:
         return json.loads(self.text) if self.text.strip() else {}
 
 
+_SENT_IDS = itertools.count(1)
+
+
 class _SlackSide:
     """What Slack sends, as dicts: slash commands, Events API callbacks, button clicks."""
 
     def __init__(self, fake: FakeSlack, team_id: str = "T0001") -> None:
         self.fake = fake
         self.team_id = team_id
-        self._ids = itertools.count(1)
+        # Slack's event and trigger ids are unique across all workspaces: one counter for
+        # every sender (several workspaces talk to one app in the OAuth tests).
+        self._ids = _SENT_IDS
 
     def _next(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}"
