@@ -204,9 +204,12 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
             print(line)
         from bot.codes.knowledge_build import knowledge_status
 
-        for source in knowledge_status(settings.codes_db):
+        sources = knowledge_status(settings.codes_db)
+        if sources:
+            print(f"Coding knowledge sources ({len(sources)}):")
+        for source in sources:
             counts = ", ".join(f"{name} {value:,}" for name, value in source.counts.items())
-            print(f"{source.label:<16} {source.release:<24} {counts} [{source.source}]")
+            print(f"  {source.label:<24} {source.release:<40} {counts} [{source.source}]")
         return EXIT_OK
     from bot.codes.cpt_import import CptImportError, import_cpt
 

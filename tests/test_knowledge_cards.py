@@ -234,11 +234,21 @@ def test_age_edit_range_is_the_engines(catalog: CodeCatalog, knowledge: Knowledg
 def test_a_code_with_no_knowledge_says_nothing(
     catalog: CodeCatalog, knowledge: KnowledgeBase
 ) -> None:
-    """A category (E11) is not a code to bill: no coding lines, no empty labels."""
-    [card] = with_coding([_card(catalog, "E11")], knowledge, V44_DAY)
-    assert isinstance(card, CodeCard) and card.coding is None
-    text = render_card(card)
+    """Lines appear only for facts that apply: no "HCC: none", no empty MS-DRG line."""
+    [category] = with_coding([_card(catalog, "E11")], knowledge, V44_DAY)
+    assert isinstance(category, CodeCard) and category.coding is not None
+    text = render_card(category)  # a category is not billed: its guideline only
+    assert "Guideline: I.C.4" in text
     assert "MS-DRG" not in text and "HCC" not in text and "POA" not in text
+    key = "R519"  # headache, unspecified: no CC/MCC, HCC or POA exemption in the sources
+    assert key not in _drgpy("v43.1")["ccmap"] and key not in _poa_exempt_keys()
+    assert not _hcc_rows(2026, key)
+    [card] = with_coding([_card(catalog, "R51.9")], knowledge, V44_DAY)
+    assert isinstance(card, CodeCard)
+    labels = [line.split(":")[0] for line in render_card(card).splitlines()]
+    assert not any(
+        label.startswith(("MS-DRG", "CMS-HCC", "RxHCC", "POA", "HAC")) for label in labels
+    )
 
 
 def test_pcs_card_shows_or_flag_and_icd9_procedure(

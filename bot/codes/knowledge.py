@@ -139,10 +139,11 @@ class KnowledgeBase:
         return [version for _, version in reversed(self._versions)]
 
     def hcc_year_on(self, day: date) -> int:
-        """The CMS-HCC payment year for `day`: its calendar year, within the years we have."""
-        if not self._hcc_years:
+        """The CMS-HCC payment year for `day`: its calendar year (0 before the years we
+        have, so an old date of service gets no HCC; the newest year after them)."""
+        if not self._hcc_years or day.year < self._hcc_years[0]:
             return 0
-        return min(max(day.year, self._hcc_years[0]), self._hcc_years[-1])
+        return min(day.year, self._hcc_years[-1])
 
     def definitions_version(self, version: str) -> str:
         """The newest version up to `version` whose exclusion and O.R. lists we have.
@@ -167,7 +168,14 @@ class KnowledgeBase:
                 return self._cache[cache_key]
         key = card.code.replace(".", "").upper()
         if card.system is CodeSystem.ICD10CM:
-            facts = self._cm_facts(key, card, as_of) if card.billable else None
+            if card.billable:
+                facts = self._cm_facts(key, card, as_of)
+            else:
+                # a category is not billed: only its chapter's guideline applies to it
+                guideline = self.guidelines.for_card(card) if card.kind != "chapter" else None
+                facts = (
+                    CodingFacts(as_of=as_of.isoformat(), guideline=guideline) if guideline else None
+                )
         else:
             facts = self._pcs_facts(key, as_of) if card.billable else None
         with self._lock:
