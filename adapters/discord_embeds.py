@@ -457,6 +457,15 @@ def _action_buttons(actions: Iterable[Action]) -> list[ButtonSpec]:
     return buttons[: BUTTONS_PER_ROW * (ACTION_ROWS_MAX - 1)]
 
 
+def _run_buttons(actions: Iterable[Action]) -> list[ButtonSpec]:
+    """Buttons that run a command text (Full list of `/code changes …`)."""
+    return [
+        ButtonSpec(RUN_PREFIX + action.value, cut(action.label, BUTTON_LABEL_MAX))
+        for action in actions
+        if action.kind == "run" and len(RUN_PREFIX + action.value) <= CUSTOM_ID_MAX
+    ][:BUTTONS_PER_ROW]
+
+
 def _hit_select(reply: Reply) -> SelectSpec | None:
     options: list[SelectOptionSpec] = []
     seen: set[str] = set()
@@ -504,6 +513,7 @@ def render_reply(reply: Reply, *, ephemeral: bool = True) -> DiscordMessage:
         message.select = _hit_select(reply)
     else:
         message.embeds = [_text_embed(reply)]
+        message.buttons = _run_buttons(reply.actions)
     if reply.notice and message.embeds:
         last = message.embeds[-1]
         room = EMBED_TOTAL_MAX - embeds_size(message.embeds)

@@ -362,7 +362,8 @@ def fallback_text(reply: Reply) -> str:
 
 def reply_to_message(reply: Reply) -> dict[str, Any]:
     """Turn a Reply into `{"text": …, "blocks": […]}` within Slack's Block Kit limits."""
-    show_actions = {a.value: a for a in reply.actions if a.kind == "show"}
+    # "run" actions (Full list) are plain buttons whose value is the command to run
+    show_actions = {a.value: a for a in reply.actions if a.kind in ("show", "run")}
     trailer: list[dict[str, Any]] = []
     if reply.notice:
         trailer.append(_context(f":bar_chart: {escape(reply.notice)}"))

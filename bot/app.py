@@ -79,6 +79,8 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         clock=clock_from_settings(settings.today),
         knowledge=knowledge,
     )
+    # a process killed between charging and answering left charges nobody was shown
+    await service.refund_undelivered()
     if warm:
         # Long-lived servers: move everything loaded so far out of the garbage collector's
         # view, so full collections stay short and do not show up as latency spikes.

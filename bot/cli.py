@@ -339,10 +339,10 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.render import render_text
 
     async with open_service(settings) as service:
-        reply = await service.handle(
-            console_request(args.text, user=args.user, team=args.team, admin=args.admin)
-        )
-    print(render_text(reply))
+        request = console_request(args.text, user=args.user, team=args.team, admin=args.admin)
+        reply = await service.handle(request)
+        print(render_text(reply))
+        await service.delivered(request)
     return EXIT_OK
 
 

@@ -283,15 +283,19 @@ def _parse_changes(rest: list[str]) -> Command:
     )
     system: CodeSystem | None = None
     release = ""
+    full = False
     for word in rest:
         name = word.lower()
         if name in _SYSTEM_NAMES and system is None and _SYSTEM_NAMES[name] is not CodeSystem.CPT:
             system = _SYSTEM_NAMES[name]
+        elif name in ("full", "all") and not full:
+            full = True  # the Full list button
         elif not release and len(word) <= 16 and word.replace("-", "").isalnum():
             release = word.upper()
         else:
             return Command(CommandKind.INVALID, text=usage)
-    return Command(CommandKind.CHANGES, system=system, args=(release,) if release else ())
+    args = ((release,) if release else ()) + (("FULL",) if full else ())
+    return Command(CommandKind.CHANGES, system=system, args=args)
 
 
 def _parse_note(rest: list[str]) -> Command:

@@ -12,6 +12,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from bot.codes.releases import ReleaseCalendar
+    from bot.codes.timeline import ReleaseChanges
     from bot.commands import Command
     from bot.model import CodeCard, CodeRef, CodeSystem, Reply, Request, SearchHit, UserRef
 
@@ -82,6 +84,18 @@ class Accounts(Protocol):
         """Answer the free account/team commands: quota, register, admin, note, recent, stats."""
         ...
 
+    async def claim(self, request: Request) -> bool:
+        """True when no process has handled `request.request_id` before (processed once)."""
+        ...
+
+    async def delivered(self, request: Request) -> None:
+        """Record that the request's answer reached the platform."""
+        ...
+
+    async def refund_undelivered(self) -> int:
+        """Refund charges that were never delivered (a crash); return how many."""
+        ...
+
     async def close(self) -> None:
         """Release database connections."""
         ...
@@ -101,6 +115,21 @@ class CodeLookup(Protocol):
 
     def has_cpt(self) -> bool:
         """True when a licensed CPT file has been imported."""
+        ...
+
+    @property
+    def calendar(self) -> ReleaseCalendar:
+        """The releases held per code set."""
+        ...
+
+    def history(self, raw: str) -> list[tuple[CodeCard, list[str]]]:
+        """Each card matching the typed code with its timeline lines across releases."""
+        ...
+
+    def changes(
+        self, system: str, release: str, day: date, *, full: bool = False
+    ) -> ReleaseChanges | None:
+        """What a release changed (the release in force on `day` when `release` is '')."""
         ...
 
 

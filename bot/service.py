@@ -32,6 +32,7 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.release_replies import changes_answer, history_answer
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
 from bot.spend_guard import SpendGuard
@@ -49,11 +50,32 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 • /code -LT or /code modifier LT — HCPCS modifiers
 • /code knee brace — search by words (typos are fine)
 • /code search icd10cm knee — search one code set (icd10cm, icd10pcs, hcpcs, cpt)
+• /code E11.9 on 2025-03-01 — as of a date of service (also dos 2025-03-01, @2025-03-01)
+• /code history E11.9 · /code changes icd10cm FY2027 — a code's timeline; what a release changed
 • /code share E11.9 — post a code to the channel
 • /code recent · /code stats — the team's recent lookups and usage
 • /code note E11.9 TEXT — a team note on a code (/code note E11.9 delete removes it)
 • /code quota · /code register — what you have left, and 5 more lookups free
 • /code admin grant @user 50 | admin plan @user pro | admin plan team unlimited | admin usage"""
+
+
+# Commands whose charge row in the ledger is their processed-once record (a replay is
+# `replayed`); every other command claims its request id before it runs.
+_LEDGER_KINDS = frozenset({CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.SEARCH})
+MAX_REMEMBERED_DUPLICATES = 10_000
+ALREADY_ANSWERED = "That request was already answered."
+
+
+def _answered_free(command: Command, reply: Reply) -> bool:
+    """A lookup or search answered without a charge (not found, no hits, CPT not loaded):
+    nothing in the ledger records it, so it claims its id after the (read-only) answer."""
+    return (
+        command.kind in _LEDGER_KINDS
+        and not reply.notice
+        and not reply.replayed
+        and reply.kind is not ReplyKind.EXHAUSTED
+        and reply.kind is not ReplyKind.ERROR
+    )
 
 
 class LookupService:
@@ -75,6 +97,8 @@ class LookupService:
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
         self._clock = clock
+        # request ids answered as duplicates here: their refunds/deliveries are not ours
+        self._duplicates: dict[str, None] = {}
         self._spend = SpendGuard(accounts)  # refused users are charged before any search
         self._knowledge = knowledge
         self._answers = KnowledgeAnswers(knowledge, catalog) if knowledge is not None else None
@@ -85,7 +109,12 @@ class LookupService:
             command = parse(request.text)
             if not request.request_id:
                 request = replace(request, request_id=f"auto-{uuid.uuid4().hex}")
-            return await self._dispatch(request, command)
+            elif command.kind not in _LEDGER_KINDS and not await self._claim(request):
+                return self._duplicate(request)
+            reply = await self._dispatch(request, command)
+            if _answered_free(command, reply) and not await self._claim(request):
+                return self._duplicate(request)
+            return reply
         except Exception:
             reference = uuid.uuid4().hex[:8]
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
@@ -103,10 +132,49 @@ class LookupService:
 
     async def refund(self, request: Request) -> None:
         """Undo the charge of a request whose answer the platform failed to deliver."""
+        if request.request_id in self._duplicates:
+            return  # the original answer, elsewhere, keeps its charge
         try:
             await self._accounts.refund(request.user, request.request_id)
         except Exception:
             log.exception("refund failed (platform %s)", request.user.platform)
+
+    async def delivered(self, request: Request) -> None:
+        """The adapter posted the answer: record it (crash refunds spare delivered charges)."""
+        if request.request_id in self._duplicates:
+            return
+        try:
+            await self._accounts.delivered(request)
+        except Exception:
+            log.exception("could not record a delivery (platform %s)", request.user.platform)
+
+    async def refund_undelivered(self) -> int:
+        """At start-up: refund charges a crashed process made but never delivered."""
+        try:
+            return await self._accounts.refund_undelivered()
+        except Exception:
+            log.exception("could not refund undelivered charges")
+            return 0
+
+    async def _claim(self, request: Request) -> bool:
+        """Processed once: False when another process (or this one) already took this id.
+
+        A state database that cannot record the claim (disk full, read-only) must not
+        silence free commands such as help: the request then goes ahead unclaimed.
+        """
+        try:
+            return await self._accounts.claim(request)
+        except Exception:
+            log.exception("could not record request id (platform %s)", request.user.platform)
+            return True
+
+    def _duplicate(self, request: Request) -> Reply:
+        """The answer to a request id that was already processed: adapters post nothing."""
+        self._duplicates[request.request_id] = None
+        while len(self._duplicates) > MAX_REMEMBERED_DUPLICATES:
+            self._duplicates.pop(next(iter(self._duplicates)))
+        log.info("request %s was already processed; not answering again", request.request_id)
+        return Reply(ReplyKind.INFO, text=ALREADY_ANSWERED, title="Already answered", replayed=True)
 
     async def close(self) -> None:
         """Release the state database."""
@@ -138,6 +206,8 @@ class LookupService:
             )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system)
+        if kind in (CommandKind.HISTORY, CommandKind.CHANGES):
+            return await self._release_reply(request, command)
         if kind is CommandKind.NOTE:
             return await self._note_reply(request, command)
         if kind is CommandKind.KNOWLEDGE:
@@ -252,6 +322,30 @@ class LookupService:
             replayed=outcome.replayed,
         )
 
+    # ------------------------------------------------------------------ releases
+
+    async def _release_reply(self, request: Request, command: Command) -> Reply:
+        """`/code history CODE`, `/code changes SET RELEASE`: one lookup each."""
+        if command.kind is CommandKind.HISTORY:
+            answer = history_answer(self._catalog, command)
+        else:
+            answer = changes_answer(self._catalog, command, command.as_of or self._clock())
+        if not answer.found:
+            return Reply(ReplyKind.INVALID, text=answer.text, title=answer.title)
+        outcome = await self._accounts.charge(
+            request.user, request.request_id, self._accounts.cost("lookup")
+        )
+        if not outcome.allowed:
+            return _exhausted(outcome)
+        return Reply(
+            ReplyKind.INFO,
+            text=answer.text,
+            notice=outcome.notice,
+            actions=answer.actions,
+            title=answer.title,
+            replayed=outcome.replayed,
+        )
+
     # ------------------------------------------------------------------ notes
 
     async def _note_reply(self, request: Request, command: Command) -> Reply:
@@ -286,7 +380,12 @@ def error_reply(reference: str) -> Reply:
 def _exhausted(outcome: ChargeOutcome) -> Reply:
     """Nothing left: no code content. The refusal already states the count and the way to get
     more, so no separate notice line repeats it (a refused answer costs nothing)."""
-    return Reply(ReplyKind.EXHAUSTED, text=outcome.refusal, title="No code lookups left")
+    return Reply(
+        ReplyKind.EXHAUSTED,
+        text=outcome.refusal,
+        title="No code lookups left",
+        replayed=outcome.replayed,  # a retried refusal is not posted twice either
+    )
 
 
 def _card_label(item: ReplyItem) -> str:

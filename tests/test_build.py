@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +13,12 @@ import pytest
 from bot.codes.build import build_code_db, database_status
 from bot.codes.catalog import CodeCatalog
 from bot.codes.cpt_import import import_cpt
-from bot.codes.sources import CodeRow, SourceData
+from bot.codes.sources import DATA_DIR, CodeRow, SourceData, icd10cm
 from bot.codes.sources.icd10cm import xml_path
 
-# ICD-10-CM billable codes in the April 1, 2026 tabular XML: 74,795 leaves and generated
-# 7th-character codes, minus the 76 S06 codes a note rules out (see data/README.md).
-ICD10CM_BILLABLE = 74_719
+# ICD-10-CM billable codes in the April 1, 2026 tabular XML (FY2026): 74,795 leaves and
+# generated 7th-character codes, minus the 76 S06 codes a note rules out (data/README.md).
+ICD10CM_FY2026_BILLABLE = 74_719
 
 
 def scalar(db: Path, sql: str, *args: object) -> int:
@@ -26,28 +28,31 @@ def scalar(db: Path, sql: str, *args: object) -> int:
 
 
 def test_icd10cm_counts(codes_db_path: Path) -> None:
+    """The codes table holds FY2027 (in force): its billable count is the order file's."""
+    with gzip.open(DATA_DIR / "icd10cm" / "icd10cm_order_2027.txt.gz", "rt") as handle:
+        fy2027_billable = sum(1 for line in handle if line[14] == "1")
     billable = "SELECT count(*) FROM codes WHERE system = 'icd10cm' AND billable = 1"
-    assert scalar(codes_db_path, billable) == ICD10CM_BILLABLE
+    assert scalar(codes_db_path, billable) == fy2027_billable
     status = {s.system: s for s in database_status(codes_db_path)}
-    assert status["icd10cm"].counts["billable"] == ICD10CM_BILLABLE
+    assert status["icd10cm"].counts["billable"] == fy2027_billable
     assert status["icd10cm"].counts["chapters"] == 22
+    fy2026 = "SELECT counts FROM releases WHERE system = 'icd10cm' AND release = 'FY2026'"
+    with sqlite3.connect(codes_db_path) as conn:
+        counts = json.loads(conn.execute(fy2026).fetchone()[0])
+    assert counts["billable"] == ICD10CM_FY2026_BILLABLE
 
 
-def test_icd10cm_matches_the_packaged_code_list(codes_db_path: Path) -> None:
-    """Our 7th-character expansion yields exactly the code list shipped with the XML."""
+def test_icd10cm_matches_the_packaged_code_list() -> None:
+    """Our 7th-character expansion of the FY2026 XML yields exactly the code list shipped
+    with it (the FY2026 release held beside FY2027)."""
     listed = {
         line.strip().replace(".", "")
         for line in (xml_path().parent / "code-list-April-2026.txt").read_text().splitlines()
     }
     listed = {c for c in listed if c and not c.isdigit() and "-" not in c}
-    with sqlite3.connect(codes_db_path) as conn:
-        ours = {
-            key
-            for (key,) in conn.execute(
-                "SELECT key FROM codes WHERE system = 'icd10cm'"
-                " AND kind IN ('category', 'subcategory', 'code')"
-            )
-        }
+    ours = {
+        row.key for row in icd10cm.load().rows if row.kind in ("category", "subcategory", "code")
+    }
     assert ours == listed
 
 

@@ -25,7 +25,7 @@ def test_e11_9_card(catalog: CodeCatalog) -> None:
     assert card.parents[0].title.startswith("Endocrine, nutritional and metabolic diseases")
     assert card.parents[1].title == "Diabetes mellitus"
     assert card.children == () and card.children_total == 0
-    assert card.effective["release"].startswith("FY2026")
+    assert card.effective["release"] == "FY2027"  # in force since 2026-10-01
     assert card.source["code_set"] == "ICD-10-CM"
 
 

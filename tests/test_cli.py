@@ -127,7 +127,7 @@ def test_bad_input_gets_a_short_clear_answer(run: Run, text: str) -> None:
 def test_console_banner_turns_and_clean_exit_at_end_of_input(run: Run) -> None:
     result = run("console", "--user", "c1", stdin="help\nmodifier LT\n")
     assert result.returncode == 0, result.stderr
-    assert "ICD-10-CM FY2026" in result.stdout and "ICD-10-PCS FY2026" in result.stdout
+    assert "ICD-10-CM FY2027" in result.stdout and "ICD-10-PCS FY20" in result.stdout
     assert "HCPCS Level II 2026-01" in result.stdout
     assert "/code share E11.9" in result.stdout  # help
     assert "Left side" in result.stdout

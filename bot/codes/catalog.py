@@ -25,6 +25,13 @@ from bot.codes.dated import DatedView
 from bot.codes.inherited_notes import NoteInheritance
 from bot.codes.normalize import normalize_code
 from bot.codes.releases import ReleaseCalendar, read_releases
+from bot.codes.timeline import (
+    FIRST_ENTRIES,
+    FULL_LIST_MAX,
+    ReleaseChanges,
+    history_lines,
+    read_changes,
+)
 from bot.model import CodeCard, CodeRef, CodeSystem
 
 MAX_CHILDREN = 50
@@ -266,6 +273,41 @@ class CodeCatalog:
                     (normalize_code(code), system_value),
                 ).fetchone()
             return None if row is None else self._dated.apply(self._card(row), as_of)
+
+    # ------------------------------------------------------------------ releases
+
+    def history(self, raw: str) -> list[tuple[CodeCard, list[str]]]:
+        """Each card matching the typed code with its timeline across the releases held."""
+        cards = self.lookup(raw)
+        with self._lock:
+            return [
+                (
+                    card,
+                    history_lines(
+                        card,
+                        self._dated.spans(card.system.value, normalize_code(card.code)),
+                        self._dated.calendar,
+                    ),
+                )
+                for card in cards
+            ]
+
+    def changes(
+        self, system: str, release: str, day: date, *, full: bool = False
+    ) -> ReleaseChanges | None:
+        """What `release` (or, when empty, the release in force on `day`) of a code set
+        changed; None when no such release is held."""
+        with self._lock:
+            self._fresh()
+            calendar = self._dated.calendar
+            found = calendar.find(system, release) if release else calendar.in_force(system, day)
+            if found is None:
+                return None
+            held = calendar.releases(system)
+            index = next(i for i, r in enumerate(held) if r.release == found.release)
+            previous = held[index - 1] if index else None
+            per_kind = FULL_LIST_MAX if full else FIRST_ENTRIES
+            return read_changes(self._conn, found, previous, per_kind)
 
     # ------------------------------------------------------------------ suggestions
 

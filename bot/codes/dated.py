@@ -101,7 +101,12 @@ class DatedView:
                 *history,
             )
         effective["release"] = release.release
-        dated = replace(card, effective=effective, history=history, as_of=_iso_or_empty(day))
+        source = card.source
+        if newest.notes_release:
+            source = {**source, "notes_release": newest.notes_release}
+        dated = replace(
+            card, effective=effective, history=history, as_of=_iso_or_empty(day), source=source
+        )
         if not spans or day is None:
             return dated
         return self._at(dated, spans, day, release)

@@ -14,23 +14,10 @@ from bot.codes.sources import SourceData
 
 
 def icd10cm() -> SourceData:
-    """ICD-10-CM: the releases held, newest in the `codes` table."""
-    from bot.codes.sources import icd10cm as base
+    """ICD-10-CM FY2019-FY2027, FY2027 in the `codes` table (see icd10cm_history.py)."""
+    from bot.codes.sources import icd10cm_history
 
-    data = base.load()
-    data.releases = [
-        Release(
-            data.system,
-            "FY2026",
-            "FY2026 (April 1, 2026 update)",
-            date(2025, 10, 1),
-            None,
-            data.source,
-            {"billable": data.counts.get("billable", 0)},
-            "FY2026",
-        )
-    ]
-    return data
+    return icd10cm_history.load()
 
 
 def icd10pcs() -> SourceData:
