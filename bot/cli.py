@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
     )
 
+    from bot.knowledge_cli import add_parser as add_coding_parser
+
+    add_coding_parser(sub, _day)
+
     search = sub.add_parser("search", help="search codes by words")
     search.add_argument("query", nargs="*")
     search.add_argument("--system", choices=["icd10cm", "icd10pcs", "hcpcs", "cpt"])
@@ -149,6 +153,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _lookup(args, settings)
     if command == "search":
         return _search(args, settings)
+    if command == "coding":
+        from bot.app import open_code_data
+        from bot.clock import clock_from_settings
+        from bot.knowledge_cli import run as run_coding
+
+        open_code_data(settings)  # the same "no code database" answer as lookup
+        return run_coding(args, settings.codes_db, clock_from_settings(settings.today)())
     if command == "ask":
         return asyncio.run(_ask(args, settings))
     if command == "console":

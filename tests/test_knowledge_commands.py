@@ -227,8 +227,41 @@ async def test_group_is_one_paid_lookup_and_retries_are_free(service: LookupServ
     assert first.kind is ReplyKind.INFO and "MS-DRG" in first.text
     assert first.notice.startswith("2 ")
     again = await service.handle(_request("/code group I50.20 N17.9 age 70", "r1"))
-    assert again.replayed and again.notice.startswith("2 ")
+    assert again.replayed  # a platform retry: answered once, charged once (see below)
     free = await service.handle(_request("/code drg 777", "r2"))
     assert not free.notice
     paid = await service.handle(_request("/code crosswalk E11.9", "r3"))
     assert paid.notice.startswith("1 ")
+
+
+# ---------------------------------------------------------------------- the shell command
+
+
+def test_codebot_coding_json_carries_the_answer(codes_db_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {"CODEBOT_CODES_DB": str(codes_db_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "coding", "drg", "291", "--json", "--date", "2026-01-15"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["found"] and data["drg"] == "291"
+    assert data["weight"] == float(_table5("291")[7])
+    usage = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "coding", "knee", "brace"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+        timeout=120,
+    )
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
