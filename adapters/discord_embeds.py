@@ -38,6 +38,7 @@ from bot.render import (
     ordered_notes,
     render_cpt_info,
 )
+from bot.render_knowledge import coding_lines
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message).
 CONTENT_MAX = 2000
@@ -387,15 +388,24 @@ def _card_embed(card: CodeCard, budget: int, full: bool = False) -> dict[str, An
         else:
             embed.add_lines_field(f"Children ({total})", lines, total, cap=budget * 25 // 100)
     notes = ordered_notes(card)
+    coding = coding_lines(card.coding)
+    # a full card's notes leave room for the coding facts that follow them
+    coding_room = sum(len(label) + len(value) + 10 for label, value in coding)
     for index, (key, values) in enumerate(notes):
         label = note_label(key)
         # Share what is left between the remaining notes (keeping room for the dates).
         share = (embed.remaining - 80) // (len(notes) - index)
         bullets = [f"• {_safe_title(v)}" for v in values]
         if full:  # most decisive first, each takes what it needs (the card fits 6,000)
-            embed.add_split_fields(label, bullets, cap=embed.remaining - 40)
+            embed.add_split_fields(label, bullets, cap=embed.remaining - 40 - coding_room)
         else:
             embed.add_lines_field(label, bullets, cap=share)
+    if coding:  # MS-DRG, MCE, HCC, POA, ICD-9: its own labelled block
+        embed.add_lines_field(
+            "Coding",
+            [f"**{label}:** {_safe_title(value)}" for label, value in coding],
+            cap=max(0, embed.remaining - 80),
+        )
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
     if dates:
         embed.add_field("Dates", ", ".join(dates))
