@@ -80,6 +80,34 @@ class DatedView:
         ).fetchone()
         return row[0] if row else ""
 
+    def valid_on(self, refs: list[tuple[str, str]], day: date) -> list[bool]:
+        """For each (system, display code): did the code exist (billable or header) on `day`?"""
+        keys = sorted({normalize_code(code) for _system, code in refs})
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        status = {
+            (system, key): state
+            for system, key, state in self._conn.execute(
+                f"SELECT system, key, status FROM codes WHERE key IN ({marks})", keys
+            )
+        }
+        covered: dict[tuple[str, str], bool] = {}
+        for system, key, start, end in self._conn.execute(
+            f"SELECT system, key, valid_from, valid_to FROM code_spans WHERE key IN ({marks})",
+            keys,
+        ):
+            span = Span(_iso(start), _iso(end), "", "", "", False)
+            covered[(system, key)] = covered.get((system, key), False) or span.covers(day)
+        out = []
+        for system, code in refs:
+            ident = (system, normalize_code(code))
+            if ident in covered:
+                out.append(covered[ident])
+            else:
+                out.append(status.get(ident) not in ("deleted", "terminated"))
+        return out
+
     def apply(self, card: CodeCard, day: date | None) -> CodeCard:
         """The card as of `day` (None: the newest release held), with its history lines."""
         system = card.system.value

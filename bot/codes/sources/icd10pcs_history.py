@@ -243,11 +243,40 @@ def _head_rows(
     extra: list[CodeRow] = []
     last_titles = {str(s[1]): str(s[7]) for s in spans}
     wanted = [k for k in fy2027 if k not in known] + [k for k in last_titles if k not in fy2027]
+    bodies = {r.code: r for r in rows if r.kind == "body_system"}
+    sections = {r.code for r in rows if r.kind == "section"}
     for key in dict.fromkeys(wanted):
-        if key in known or key[:3] not in tables:
+        if key in known:
             continue
         valid = key in fy2027
         title = fy2027[key][1] if valid else last_titles[key]
+        if key[:3] not in tables:
+            body = bodies.get(key[:2])
+            if body is None:
+                if key[0] not in sections:
+                    continue  # a new section: nothing held to hang it on (none in FY2027)
+                body = CodeRow(
+                    system=SYSTEM,
+                    code=key[:2],
+                    key=f"PCSBODY{key[:2]}",
+                    kind="body_system",
+                    title=f"Body system {key[1]} (new; its name is not in the files held)",
+                    parent=key[0],
+                )
+                bodies[body.code] = body
+                extra.append(body)
+            # A table new in FY2027: its header line is not in the codes addenda; name it by
+            # body system and root operation (the first word of its codes' titles).
+            operation = title.split(" ", 1)[0]
+            tables[key[:3]] = CodeRow(
+                system=SYSTEM,
+                code=key[:3],
+                key=key[:3],
+                kind="table",
+                title=f"{body.title}, {operation}",
+                parent=body.code,
+            )
+            extra.append(tables[key[:3]])
         source = {"title": COMPOSED} if key in composed else {}
         extra.append(
             CodeRow(
