@@ -97,8 +97,10 @@ async def run_console(
                 continue
             if text.lower() in EXIT_WORDS:
                 break
-            reply = await service.handle(console_request(text, user=user, team=team, admin=admin))
+            request = console_request(text, user=user, team=team, admin=admin)
+            reply = await service.handle(request)
             print(render_text(reply), file=stdout, end="\n\n", flush=True)
+            await service.delivered(request)
     if interactive:
         print(file=stdout)
     return 0

@@ -78,6 +78,10 @@ class Service(Protocol):
         """Undo the charge of an answer that could not be delivered."""
         ...
 
+    async def delivered(self, request: Request) -> None:
+        """The answer was posted (the delivery record; see bot/service.py)."""
+        ...
+
 
 # Client -> adapter, so stateless component callbacks (which only get the interaction)
 # can reach the service. Weak so a closed client is not kept alive.
@@ -391,6 +395,8 @@ class DiscordAdapter:
         message = render_reply(reply, ephemeral=True)
         if not await self._deliver(interaction, message):
             await self.service.refund(request)  # no answer reached the user: no charge
+        else:
+            await self.service.delivered(request)
 
     async def on_component(self, interaction: discord.Interaction[Any], text: str) -> None:
         """A button click or select choice: run `text` as a command for the clicking user."""
@@ -449,6 +455,7 @@ class DiscordAdapter:
         rendered = render_reply(reply, ephemeral=False)
         try:
             await message.reply(mention_author=False, **_send_kwargs(rendered))
+            await self.service.delivered(request)
         except discord.HTTPException as error:
             log.error("discord: reply failed (%s %s)", error.status, error.code)
             await self.service.refund(request)
@@ -597,6 +604,9 @@ async def sync_commands(settings: Settings, guild_id: int | None = None) -> list
             return []
 
         async def refund(self, request: Request) -> None:
+            return None
+
+        async def delivered(self, request: Request) -> None:
             return None
 
     with _discord_endpoints(settings):

@@ -14,8 +14,10 @@ Charging once: every request carries a stable id (slash command: trigger_id; eve
 event_id; button: message ts + action id + user), so the quota ledger never charges a
 Slack retry or a double click twice; an in-process memory of event ids also keeps a retried
 event from being posted twice, and an event retry that reaches another process (sharing the
-state DB) is not posted when the service reports the request as already charged
-(`Reply.replayed`). Slash commands and buttons always answer their own ack/response_url.
+state DB) is not posted when the service reports the request as already processed
+(`Reply.replayed`: charged, or claimed by a free command, anywhere). A replayed slash
+command gets an empty ack. Every posted answer is recorded (`service.delivered`), so a
+charge whose process died before answering is refunded at the next start.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ from adapters.slack_oauth import (
 from adapters.slack_urls import trusted_response_url
 from bot.commands import CommandKind, parse
 from bot.config import Settings
-from bot.installations import Installations, open_installations
+from bot.logsafe import safe
 from bot.model import Reply, Request, UserRef
 from bot.service import error_reply
+from bot.state.installations import Installations, open_installations
 
 log = logging.getLogger("codebot.slack")
 
@@ -90,6 +93,10 @@ class ReplyService(Protocol):
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request; never raises for expected outcomes."""
+        ...
+
+    async def delivered(self, request: Request) -> None:
+        """The answer was posted (the delivery record; see bot/service.py)."""
         ...
 
 
@@ -318,7 +325,9 @@ class SlackAdapter:
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error(
-            "listener failed for %s: %s", body.get("type") or body.get("command"), type(error)
+            "listener failed for %s: %s",
+            safe(body.get("type") or body.get("command"), 40),
+            type(error).__name__,
         )
 
     async def _cleanup(self, _app: web.Application) -> None:
@@ -461,16 +470,27 @@ class SlackAdapter:
         task = asyncio.ensure_future(self._turn_reply(turn, origin))
         done, _pending = await asyncio.wait({task}, timeout=self.ack_budget)
         if task in done:
-            reply = task.result()
+            request, reply = task.result()
+            if reply.replayed:
+                # a replayed slash command (same trigger id) that some process already
+                # answered: acknowledge, show nothing, change nothing
+                await ack()
+                return
             message = reply_to_message(reply)
             await ack(response_type="in_channel" if reply.public else "ephemeral", **message)
+            await self.service.delivered(request)
             return
         await ack()
         self._spawn(self._deliver_later(task, origin))
 
-    async def _deliver_later(self, task: asyncio.Future[Reply], origin: _Origin) -> None:
-        reply = await task
+    async def _deliver_later(
+        self, task: asyncio.Future[tuple[Request, Reply]], origin: _Origin
+    ) -> None:
+        request, reply = await task
+        if reply.replayed:
+            return
         await self._deliver(reply, origin)
+        await self.service.delivered(request)
 
     # ------------------------------------------------------------ buttons
 
@@ -493,7 +513,7 @@ class SlackAdapter:
         message_ts = str(container.get("message_ts") or action.get("action_ts") or "")
         request_id = f"slack:act:{channel}:{message_ts}:{action_id}:{user_id}"
         if not self._clicks.add_new(request_id):
-            log.info("double click ignored (%s)", action_id)
+            log.info("double click ignored (%s)", safe(action_id))
             return
         team_id = str((body.get("team") or {}).get("id") or slack_user.get("team_id") or "")
         origin = _Origin(
@@ -519,7 +539,7 @@ class SlackAdapter:
         # users.info call and the answer run in the background
         self._spawn(self._answer_and_deliver(turn, origin))
 
-    async def _turn_reply(self, turn: _Turn, origin: _Origin) -> Reply:
+    async def _turn_reply(self, turn: _Turn, origin: _Origin) -> tuple[Request, Reply]:
         """Identify the user (admin flag) and answer; never raises."""
         try:
             user, is_admin = await self._user(turn, origin)
@@ -533,18 +553,18 @@ class SlackAdapter:
             is_admin=is_admin,
             request_id=turn.request_id,
         )
-        return await self._answer(request)
+        return request, await self._answer(request)
 
-    async def _answer_and_deliver(
-        self, turn: _Turn, origin: _Origin, *, skip_replayed: bool = False
-    ) -> None:
-        reply = await self._turn_reply(turn, origin)
-        if skip_replayed and reply.replayed:
-            # Slack retried an event that another process (sharing the state DB) already
-            # charged: that process answers it, so posting again would double the answer.
-            log.info("%s was already charged elsewhere (Slack retry); not posting", turn.request_id)
+    async def _answer_and_deliver(self, turn: _Turn, origin: _Origin) -> None:
+        request, reply = await self._turn_reply(turn, origin)
+        if reply.replayed:
+            # Slack retried an event, or a click reached a second process, that some
+            # process sharing the state DB already charged or answered: it answers it,
+            # so posting again would double the answer.
+            log.info("%s was already processed elsewhere; not posting", safe(turn.request_id))
             return
         await self._deliver(reply, origin)
+        await self.service.delivered(request)
 
     # ------------------------------------------------------------ events
 
@@ -594,7 +614,7 @@ class SlackAdapter:
         if not event_id:
             event_id = f"{event.get('channel')}:{event.get('ts')}"
         if not self._events.add_new(event_id):
-            log.info("event %s already answered (Slack retry); not posting again", event_id)
+            log.info("event %s already answered (Slack retry); not posting again", safe(event_id))
             return
         team, enterprise, org_install = self._host(
             context, str(body.get("team_id") or event.get("team") or ""), body.get("enterprise_id")
@@ -611,7 +631,7 @@ class SlackAdapter:
         )
         # Events are posted by us (no ack body, no response_url): a retry that reached
         # another process is answered only by the process that charged it first.
-        self._spawn(self._answer_and_deliver(turn, origin, skip_replayed=True))
+        self._spawn(self._answer_and_deliver(turn, origin))
 
     # ------------------------------------------------------------ delivery
 

@@ -12,7 +12,8 @@ slack-bolt builds OAuth settings on its own, drops the bot token, and answers ev
 request with an empty 200; `check_bolt_mode` refuses to start if bolt did that anyway.
 
 Storage: installations and OAuth states live in the state database (`bot.installations`)
-through the `AsyncInstallationStore` / `AsyncOAuthStateStore` below, rather than bolt's
+(`bot/state/installations.py`, SQLite and PostgreSQL) through the
+`AsyncInstallationStore` / `AsyncOAuthStateStore` below, rather than bolt's
 async SQLAlchemy stores: the project's store already speaks to both backends with
 hand-written SQL, SQLAlchemy would be a second database layer (and dependency) to
 configure, pool and migrate beside it, and two small tables need none of it. bolt's default
@@ -45,7 +46,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.installations import InstallationKey, Installations
+from bot.state.installations import InstallationKey, Installations
 
 log = logging.getLogger("codebot.slack.oauth")
 
@@ -251,7 +252,8 @@ class StateDbOAuthStateStore(AsyncOAuthStateStore):
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:
         """A fresh unguessable state, valid for `expiration_seconds`."""
         state = secrets.token_urlsafe(32)
-        await self.records.issue_state(state, time.time() + self.expiration_seconds)
+        now = time.time()
+        await self.records.issue_state(state, now + self.expiration_seconds, now)
         return state
 
     async def async_consume(self, state: str) -> bool:

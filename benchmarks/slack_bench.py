@@ -145,6 +145,9 @@ class _CannedReplies:
         """The canned reply for the code in `request.text`."""
         return self._replies[request.text]
 
+    async def delivered(self, request: Request) -> None:
+        """Nothing to record: no state database in this figure."""
+
 
 async def _bench(
     total: int, concurrency: int, codes_db: Path, separate_client: bool, *, canned: bool = False

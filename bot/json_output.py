@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.model import CodeCard, CodeRef, CptInfo, NotFound, SearchHit
+from bot.render_knowledge import coding_json
 
 
 def _ref(ref: CodeRef) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def card_json(card: CodeCard) -> dict[str, Any]:
         "source": dict(card.source),
         "history": list(card.history),
         "as_of": card.as_of,
+        "coding": coding_json(card.coding),
     }
 
 

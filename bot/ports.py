@@ -84,6 +84,18 @@ class Accounts(Protocol):
         """Answer the free account/team commands: quota, register, admin, note, recent, stats."""
         ...
 
+    async def claim(self, request: Request) -> bool:
+        """True when no process has handled `request.request_id` before (processed once)."""
+        ...
+
+    async def delivered(self, request: Request) -> None:
+        """Record that the request's answer reached the platform."""
+        ...
+
+    async def refund_undelivered(self) -> int:
+        """Refund charges that were never delivered (a crash); return how many."""
+        ...
+
     async def close(self) -> None:
         """Release database connections."""
         ...

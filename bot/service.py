@@ -15,7 +15,10 @@ from dataclasses import replace
 from datetime import date
 
 from bot.clock import Clock, utc_today
+from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, clean_text, parse
+from bot.knowledge_answers import KnowledgeAnswers
+from bot.knowledge_cards import with_coding
 from bot.model import (
     Action,
     CodeCard,
@@ -58,6 +61,25 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 • /code admin grant @user 50 | admin plan @user pro | admin plan team unlimited | admin usage"""
 
 
+# Commands whose charge row in the ledger is their processed-once record (a replay is
+# `replayed`); every other command claims its request id before it runs.
+_LEDGER_KINDS = frozenset({CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.SEARCH})
+MAX_REMEMBERED_DUPLICATES = 10_000
+ALREADY_ANSWERED = "That request was already answered."
+
+
+def _answered_free(command: Command, reply: Reply) -> bool:
+    """A lookup or search answered without a charge (not found, no hits, CPT not loaded):
+    nothing in the ledger records it, so it claims its id after the (read-only) answer."""
+    return (
+        command.kind in _LEDGER_KINDS
+        and not reply.notice
+        and not reply.replayed
+        and reply.kind is not ReplyKind.EXHAUSTED
+        and reply.kind is not ReplyKind.ERROR
+    )
+
+
 class LookupService:
     """Answers every chat command. Adapters call `handle`; nothing here is platform-specific."""
 
@@ -68,14 +90,20 @@ class LookupService:
         accounts: Accounts,
         *,
         clock: Clock = utc_today,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
-        """`clock` says what day "today" is (the date of service when none is named)."""
+        """`clock` says what day "today" is (the date of service when none is named);
+        `knowledge` adds MS-DRG, MCE, HCC, POA and GEM facts to the cards."""
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
         self._clock = clock
+        # request ids answered as duplicates here: their refunds/deliveries are not ours
+        self._duplicates: dict[str, None] = {}
         self._spend = SpendGuard(accounts)  # refused users are charged before any search
+        self._knowledge = knowledge
+        self._answers = KnowledgeAnswers(knowledge, catalog) if knowledge is not None else None
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -83,7 +111,12 @@ class LookupService:
             command = parse(request.text)
             if not request.request_id:
                 request = replace(request, request_id=f"auto-{uuid.uuid4().hex}")
-            return await self._dispatch(request, command)
+            elif command.kind not in _LEDGER_KINDS and not await self._claim(request):
+                return self._duplicate(request)
+            reply = await self._dispatch(request, command)
+            if _answered_free(command, reply) and not await self._claim(request):
+                return self._duplicate(request)
+            return reply
         except Exception:
             reference = uuid.uuid4().hex[:8]
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
@@ -105,10 +138,49 @@ class LookupService:
 
     async def refund(self, request: Request) -> None:
         """Undo the charge of a request whose answer the platform failed to deliver."""
+        if request.request_id in self._duplicates:
+            return  # the original answer, elsewhere, keeps its charge
         try:
             await self._accounts.refund(request.user, request.request_id)
         except Exception:
             log.exception("refund failed (platform %s)", request.user.platform)
+
+    async def delivered(self, request: Request) -> None:
+        """The adapter posted the answer: record it (crash refunds spare delivered charges)."""
+        if request.request_id in self._duplicates:
+            return
+        try:
+            await self._accounts.delivered(request)
+        except Exception:
+            log.exception("could not record a delivery (platform %s)", request.user.platform)
+
+    async def refund_undelivered(self) -> int:
+        """At start-up: refund charges a crashed process made but never delivered."""
+        try:
+            return await self._accounts.refund_undelivered()
+        except Exception:
+            log.exception("could not refund undelivered charges")
+            return 0
+
+    async def _claim(self, request: Request) -> bool:
+        """Processed once: False when another process (or this one) already took this id.
+
+        A state database that cannot record the claim (disk full, read-only) must not
+        silence free commands such as help: the request then goes ahead unclaimed.
+        """
+        try:
+            return await self._accounts.claim(request)
+        except Exception:
+            log.exception("could not record request id (platform %s)", request.user.platform)
+            return True
+
+    def _duplicate(self, request: Request) -> Reply:
+        """The answer to a request id that was already processed: adapters post nothing."""
+        self._duplicates[request.request_id] = None
+        while len(self._duplicates) > MAX_REMEMBERED_DUPLICATES:
+            self._duplicates.pop(next(iter(self._duplicates)))
+        log.info("request %s was already processed; not answering again", request.request_id)
+        return Reply(ReplyKind.INFO, text=ALREADY_ANSWERED, title="Already answered", replayed=True)
 
     async def close(self) -> None:
         """Release the state database."""
@@ -134,6 +206,7 @@ class LookupService:
                     return await self._search_reply(request, command.query, None, day)
                 items = maybe_items
             items, omitted = shown_items(items, command.skipped)
+            items = with_coding(items, self._knowledge, day)
             return await self._cards_reply(
                 request, items, share=kind is CommandKind.SHARE, omitted=omitted
             )
@@ -143,6 +216,8 @@ class LookupService:
             return await self._release_reply(request, command)
         if kind is CommandKind.NOTE:
             return await self._note_reply(request, command)
+        if kind is CommandKind.KNOWLEDGE:
+            return await self._knowledge_reply(request, command)
         return await self._accounts.handle(request, command)
 
     # ------------------------------------------------------------------ lookup
@@ -234,6 +309,32 @@ class LookupService:
             replayed=outcome.replayed,
         )
 
+    # ------------------------------------------------------------------ knowledge
+
+    async def _knowledge_reply(self, request: Request, command: Command) -> Reply:
+        """DRG, grouping, ICD-9 and guideline answers: one paid lookup when they have content."""
+        if self._answers is None:
+            return Reply(ReplyKind.INFO, text=_NO_KNOWLEDGE, title="Not available")
+        cost = self._accounts.cost("lookup")
+        early = await self._spend.charge_first(request, cost)
+        if early is not None and not early.allowed:
+            return _exhausted(early)  # nothing left: refused before any grouping work
+        answer = self._answers.answer(command.args, command.as_of or self._clock())
+        if not answer.found:
+            await self._spend.undo(request, early)
+            return Reply(ReplyKind.INFO, text=answer.text, title=answer.title)
+        outcome = early or await self._accounts.charge(request.user, request.request_id, cost)
+        self._spend.note(request.user, outcome)
+        if not outcome.allowed:
+            return _exhausted(outcome)
+        return Reply(
+            ReplyKind.INFO,
+            text=answer.text,
+            notice=outcome.notice,
+            title=answer.title,
+            replayed=outcome.replayed,
+        )
+
     # ------------------------------------------------------------------ releases
 
     async def _release_reply(self, request: Request, command: Command) -> Reply:
@@ -273,6 +374,7 @@ class LookupService:
         return await self._accounts.handle(request, command)
 
 
+_NO_KNOWLEDGE = "MS-DRG, HCC, GEM and guideline answers are not available in this deployment."
 _CPT_NOT_LOADED = (
     "CPT® descriptors are licensed by the AMA, and no licensed CPT file is loaded. "
     "An admin can load one with `codebot data import-cpt FILE`."
@@ -291,7 +393,12 @@ def error_reply(reference: str) -> Reply:
 def _exhausted(outcome: ChargeOutcome) -> Reply:
     """Nothing left: no code content. The refusal already states the count and the way to get
     more, so no separate notice line repeats it (a refused answer costs nothing)."""
-    return Reply(ReplyKind.EXHAUSTED, text=outcome.refusal, title="No code lookups left")
+    return Reply(
+        ReplyKind.EXHAUSTED,
+        text=outcome.refusal,
+        title="No code lookups left",
+        replayed=outcome.replayed,  # a retried refusal is not posted twice either
+    )
 
 
 def _card_label(item: ReplyItem) -> str:

@@ -363,6 +363,12 @@ class SlowService:
         refs: list[CodeRef] = self.inner.autocomplete(prefix, limit)
         return refs
 
+    async def refund(self, request: Request) -> None:
+        await self.inner.refund(request)
+
+    async def delivered(self, request: Request) -> None:
+        await self.inner.delivered(request)
+
 
 async def test_slow_answer_is_deferred_then_followed_up(fake: FakeDiscord, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, fake)

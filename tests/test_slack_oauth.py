@@ -13,7 +13,6 @@ import asyncio
 import html
 import json
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from adapters.slack_oauth import (
     slack_mode,
 )
 from bot.config import Settings
-from bot.installations import SqliteInstallations
+from bot.state import open_store
+from bot.state.installations import connect_installations
 from tests.fakes.fake_slack import ApiCall, FakeSlack, FakeUser, SlackSender
 from tests.fakes.slack_harness import (
     ROOT,
@@ -52,11 +52,11 @@ STATE_COOKIE = "slack-app-oauth-state"
 ADMIN_T1 = "UADMINT1"
 
 
-def oauth_settings(fake: FakeSlack, state_dir: Path, codes_db: Path, **extra: Any) -> Settings:
+def oauth_settings(fake: FakeSlack, state_url: str, codes_db: Path, **extra: Any) -> Settings:
     """OAuth mode: client id + secret, no bot token; the fake as Slack."""
     values: dict[str, Any] = {
         "codes_db": codes_db,
-        "database_url": f"sqlite:///{state_dir / 'state.sqlite'}",
+        "database_url": state_url,
         "quota": dict(UNLIMITED_QUOTA),
         "slack_client_id": fake.client_id,
         "slack_client_secret": fake.client_secret,
@@ -172,8 +172,9 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def apps(fake: FakeSlack, tmp_path: Path, codes_db_path: Path) -> AsyncIterator[Cluster]:
-    async with cluster(fake, oauth_settings(fake, tmp_path, codes_db_path)) as running:
+async def apps(fake: FakeSlack, state_url: str, codes_db_path: Path) -> AsyncIterator[Cluster]:
+    """Two replicas over a state database of each backend (SQLite, PostgreSQL)."""
+    async with cluster(fake, oauth_settings(fake, state_url, codes_db_path)) as running:
         yield running
 
 
@@ -265,7 +266,7 @@ async def test_a_state_is_good_once_under_concurrent_callbacks(apps: Cluster) ->
 # ---------------------------------------------------------------- uninstall and revocation
 
 
-async def test_uninstalled_workspace_gets_no_answer(apps: Cluster, tmp_path: Path) -> None:
+async def test_uninstalled_workspace_gets_no_answer(apps: Cluster) -> None:
     fake = apps.fake
     await apps.install("T1")
     token_2 = await apps.install("T2")
@@ -274,12 +275,12 @@ async def test_uninstalled_workspace_gets_no_answer(apps: Cluster, tmp_path: Pat
     fake.revoke("T2")
     sent = await apps.sender("T2").event({"type": "app_uninstalled"})
     assert sent.status == 200
-    store = SqliteInstallations(tmp_path / "state.sqlite")
+    records = await connect_installations(apps.settings)
     try:
-        assert await store.find_installation(installation_key(None, "T2", False)) is None
-        assert await store.find_installation(installation_key(None, "T1", False)) is not None
+        assert await records.find_installation(installation_key(None, "T2", False)) is None
+        assert await records.find_installation(installation_key(None, "T1", False)) is not None
     finally:
-        await store.close()
+        await records.close()
 
     asked = len(apps.service.requests)
     posted = len(fake.messages())
@@ -293,9 +294,12 @@ async def test_uninstalled_workspace_gets_no_answer(apps: Cluster, tmp_path: Pat
     # The other workspace is unaffected.
     assert (await mention(apps, "T1", "I10")).token == fake.tokens_of("T1")[-1]
     # Usage data stays after the uninstall (until an admin purges it).
-    with sqlite3.connect(tmp_path / "state.sqlite") as db:
-        (charged,) = db.execute("SELECT count(*) FROM charges WHERE tenant = 'T2'").fetchone()
-    assert charged == 1
+    store = await open_store(apps.settings)
+    try:
+        exported = await store.export_team("T2", "slack")
+    finally:
+        await store.close()
+    assert len(exported["charges"]) == 1
 
 
 async def test_revoked_bot_token_deletes_the_installation(apps: Cluster) -> None:

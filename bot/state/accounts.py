@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.codes.normalize import normalize_code
 from bot.commands import Command, CommandKind
@@ -40,10 +40,11 @@ from bot.state.policy import (
     notice_text,
     parse_timestamp,
     sanitize_note,
+    stored_user_id,
     timestamp,
     utc_now,
 )
-from bot.state.store import HistoryRow, StateStore
+from bot.state.store import Delivery, HistoryRow, StateStore
 
 __all__ = ["StateAccounts", "normalize_target", "sanitize_note"]
 
@@ -57,6 +58,10 @@ FLUSH_ROWS = 100  # lookup history rows per insert (9 parameters each, far below
 FLUSH_SECONDS = 0.2
 TOP_LIMIT = 10
 TEAM_PLAN_OFF = frozenset({"none", "off", "remove", "clear"})
+# A charge with no delivery record this long after it was made is refunded at the next
+# start: every adapter delivers or gives up (and refunds) well within it (Slack retries
+# an event for about 5 minutes; a slow answer is posted within seconds).
+ANSWER_DEADLINE = timedelta(minutes=15)
 
 
 class StateAccounts:
@@ -74,6 +79,8 @@ class StateAccounts:
         self._resolve = resolve
         self._known_names: dict[tuple[str, str, str], str] = {}
         self._pending: list[HistoryRow] = []  # lookup history not yet written
+        self._deliveries: list[Delivery] = []  # delivery records not yet written
+        self._flush_lock = asyncio.Lock()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_tasks: set[asyncio.Future[None]] = set()
 
@@ -153,7 +160,11 @@ class StateAccounts:
             )
         if len(self._pending) >= FLUSH_ROWS:
             await self.flush()
-        elif self._flush_timer is None:
+        else:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(
                 FLUSH_SECONDS, self._flush_soon
             )
@@ -168,16 +179,74 @@ class StateAccounts:
         try:
             await self.flush()
         except Exception:
-            logger.exception("could not write the team lookup history")
+            logger.exception("could not write the team lookup history or delivery records")
 
     async def flush(self) -> None:
         """Write buffered lookup history now."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        # one flush at a time: a read after flush() must see rows a timer's flush took
+        # (on PostgreSQL two pooled connections would otherwise race)
+        async with self._flush_lock:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:FLUSH_ROWS], self._pending[FLUSH_ROWS:]
             await self.store.insert_lookups(batch)
+        while self._deliveries:
+            done = self._deliveries[:FLUSH_ROWS]
+            self._deliveries = self._deliveries[FLUSH_ROWS:]
+            await self.store.record_deliveries(done, timestamp(self.ledger.now()))
+
+    # ------------------------------------------------------------------ processed once
+
+    async def claim(self, request: Request) -> bool:
+        """True when this process is the first to handle `request.request_id`, anywhere.
+
+        Free commands (help, register, admin, notes, …) claim their id before doing
+        anything, so a Slack retry or a replayed slash command that reaches any process
+        sharing the state database is neither applied nor answered twice. Paid answers need
+        no claim: their ledger row keyed by the same id is the record (`replayed`).
+        """
+        user = request.user
+        return await self.store.claim_request(
+            user.platform,
+            request.request_id,
+            user.tenant_id,
+            stored_user_id(user.user_id),
+            timestamp(self.ledger.now()),
+        )
+
+    async def delivered(self, request: Request) -> None:
+        """Record that the answer reached the platform (written with the next history batch).
+
+        A charge with no delivery record older than ANSWER_DEADLINE is refunded by
+        `refund_undelivered` at the next start (the process died between charging and
+        answering). The record is buffered like history: a crash in the FLUSH_SECONDS after
+        a delivery loses its record, and that charge is refunded too (in the user's favour).
+        """
+        user = request.user
+        self._deliveries.append(
+            (user.platform, request.request_id, user.tenant_id, stored_user_id(user.user_id))
+        )
+        self._schedule_flush()
+
+    async def refund_undelivered(self, deadline: timedelta = ANSWER_DEADLINE) -> int:
+        """Refund charges older than `deadline` that have no delivery record; return how many.
+
+        Only charges made since delivery records began (the `processed_requests`
+        migration) are considered, so an upgrade never refunds old history.
+        """
+        since = await self.store.records_deliveries_since()
+        before = timestamp(self.ledger.now() - deadline)
+        if not since or since >= before:
+            return 0
+        refunded = await self.store.refund_undelivered(since, before)
+        if refunded:
+            audit("crash_refund", charges=refunded, before=before)
+        return refunded
 
     async def _remember_name(self, user: UserRef, name: str) -> None:
         # the users row carries the display name for `admin usage`; write it only when it
@@ -327,7 +396,7 @@ class StateAccounts:
         audit("grant", by=by, amount=amount, to="team" if team else target)
         who = "the team" if team else _mention(target or "")
         left = notice_text(pool.plan, pool.remaining, self.ledger.now(), team=team)
-        return _info(f"Granted {lookups(amount)} to {who}. {left}", "Granted")
+        return _info(f"Granted {lookups(amount)} to {who}. {left}", "Granted", [target or ""])
 
     async def _admin_plan(self, user: UserRef, target_raw: str, plan_raw: str, by: str) -> Reply:
         plan_name = plan_raw.lower()
@@ -359,6 +428,7 @@ class StateAccounts:
         return _info(
             f"{_mention(target)} is on the {plan.display} plan ({_plan_size(plan)}).",
             "Plan set",
+            [target],
         )
 
     async def _admin_usage(self, user: UserRef) -> Reply:
@@ -370,7 +440,7 @@ class StateAccounts:
         names: list[str] = []
         for rank, (user_id, name, total) in enumerate(top, start=1):
             shown = f"{name} ({user_id})" if name and name != user_id else user_id
-            names.append(name or "")
+            names += [name or "", user_id]
             lines.append(f"{rank}. {shown}: {lookups(total)}")
         return _info("\n".join(lines), "Usage", names)
 

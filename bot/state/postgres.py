@@ -43,7 +43,7 @@ from bot.state.policy import (
     NoteChange,
 )
 from bot.state.postgres_schema import MIGRATIONS
-from bot.state.store import HistoryRow, NoteKeys, Notes
+from bot.state.store import Delivery, HistoryRow, NoteKeys, Notes
 
 logger = logging.getLogger(__name__)
 
@@ -495,6 +495,55 @@ class PostgresStore:
             for statement in statements:
                 changed += _count(await connection.execute(statement, *params))
         return changed
+
+    # ------------------------------------------------------------------ processed once
+
+    async def claim_request(
+        self, platform: str, request_id: str, tenant: str, user: str, now: str
+    ) -> bool:
+        """One INSERT; the primary key decides which replica got there first."""
+        status = await self.pool.execute(
+            "INSERT INTO processed_requests (platform, request_id, tenant, user_id, claimed_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, request_id) DO NOTHING",
+            platform,
+            request_id,
+            tenant,
+            user,
+            now,
+        )
+        return _count(status) > 0
+
+    async def record_deliveries(self, deliveries: Sequence[Delivery], now: str) -> None:
+        """One batch of upserts."""
+        if not deliveries:
+            return
+        await self.pool.executemany(
+            "INSERT INTO processed_requests (platform, request_id, tenant, user_id, "
+            "claimed_at, answered_at) VALUES ($1, $2, $3, $4, $5, $5) "
+            "ON CONFLICT (platform, request_id) DO UPDATE SET answered_at = excluded.answered_at",
+            [(*delivery, now) for delivery in deliveries],
+        )
+
+    async def refund_undelivered(self, since: str, before: str) -> int:
+        """One DELETE; the refund trigger gives each cost back."""
+        status = await self.pool.execute(
+            "DELETE FROM charges WHERE allowed = 1 AND created_at >= $1 AND created_at < $2 "
+            "AND NOT EXISTS (SELECT 1 FROM processed_requests p WHERE p.platform = "
+            "charges.platform AND p.request_id = charges.request_id "
+            "AND p.answered_at IS NOT NULL)",
+            since,
+            before,
+        )
+        return _count(status)
+
+    async def records_deliveries_since(self) -> str:
+        """applied_at of the processed_requests migration, as sortable UTC text."""
+        value = await self.pool.fetchval(
+            "SELECT to_char(applied_at AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') FROM schema_migrations '
+            "WHERE name = 'processed_requests'"
+        )
+        return str(value or "")
 
     async def applied_migrations(self) -> list[tuple[int, str]]:
         """(version, name) of every applied migration."""

@@ -240,7 +240,24 @@ CREATE INDEX processed_requests_open ON processed_requests (claimed_at)
     WHERE answered_at IS NULL;
 """
 
+# Slack OAuth installations and one-use states (bot/state/installations.py).
+APP_INSTALLATIONS = """
+CREATE TABLE app_installations (
+    platform      TEXT NOT NULL,
+    enterprise_id TEXT NOT NULL,
+    team_id       TEXT NOT NULL,
+    installation  TEXT NOT NULL,
+    installed_at  DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (platform, enterprise_id, team_id)
+);
+CREATE TABLE oauth_states (
+    state      TEXT PRIMARY KEY,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", INITIAL),
     Migration(2, "processed_requests", PROCESSED_REQUESTS),
+    Migration(3, "app_installations", APP_INSTALLATIONS),
 )

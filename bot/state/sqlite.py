@@ -31,7 +31,7 @@ from bot.state.policy import (
 )
 from bot.state.sqlite_db import Database
 from bot.state.sqlite_schema import MIGRATIONS
-from bot.state.store import HistoryRow, NoteKeys, Notes
+from bot.state.store import Delivery, HistoryRow, NoteKeys, Notes
 
 # One statement: find the user's and the team's plans (in the per-connection temp table
 # `plan_limits`, loaded from the config), read both pools' usage, choose (1 = team pool,
@@ -482,6 +482,48 @@ class SqliteStore:
             )
             changed += await tx.execute(f"DELETE FROM users WHERE user_id = ?{scope}", params)
         return changed
+
+    # ------------------------------------------------------------------ processed once
+
+    async def claim_request(
+        self, platform: str, request_id: str, tenant: str, user: str, now: str
+    ) -> bool:
+        """One INSERT; the primary key decides which process got there first."""
+        inserted = await self.db.execute(
+            "INSERT INTO processed_requests (platform, request_id, tenant, user_id, claimed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, request_id) DO NOTHING",
+            (platform, request_id, tenant, user, now),
+        )
+        return inserted > 0
+
+    async def record_deliveries(self, deliveries: Sequence[Delivery], now: str) -> None:
+        """One multi-row upsert (callers send at most a hundred)."""
+        if not deliveries:
+            return
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(deliveries))
+        await self.db.execute(
+            "INSERT INTO processed_requests (platform, request_id, tenant, user_id, "
+            f"claimed_at, answered_at) VALUES {values} ON CONFLICT (platform, request_id) "
+            "DO UPDATE SET answered_at = excluded.answered_at",
+            [value for delivery in deliveries for value in (*delivery, now, now)],
+        )
+
+    async def refund_undelivered(self, since: str, before: str) -> int:
+        """One DELETE; the refund trigger gives each cost back."""
+        return await self.db.execute(
+            "DELETE FROM charges WHERE allowed = 1 AND created_at >= ? AND created_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM processed_requests p WHERE p.platform = "
+            "charges.platform AND p.request_id = charges.request_id "
+            "AND p.answered_at IS NOT NULL)",
+            (since, before),
+        )
+
+    async def records_deliveries_since(self) -> str:
+        """applied_at of the processed_requests migration."""
+        row = await self.db.fetchone(
+            "SELECT applied_at FROM schema_migrations WHERE name = 'processed_requests'"
+        )
+        return str(row[0]) if row else ""
 
     async def applied_migrations(self) -> list[tuple[int, str]]:
         """(version, name) of every applied migration."""

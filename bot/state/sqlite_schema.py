@@ -133,7 +133,26 @@ PROCESSED_REQUESTS = """
         WHERE answered_at IS NULL;
     """
 
+# Slack OAuth installations and one-use states (bot/state/installations.py).
+APP_INSTALLATIONS = """
+    -- Installations of a chat app by workspaces (Slack OAuth): '' = no enterprise / team.
+    CREATE TABLE app_installations (
+        platform      TEXT NOT NULL,
+        enterprise_id TEXT NOT NULL,
+        team_id       TEXT NOT NULL,
+        installation  TEXT NOT NULL,
+        installed_at  REAL NOT NULL,
+        PRIMARY KEY (platform, enterprise_id, team_id)
+    ) WITHOUT ROWID;
+    -- One-use OAuth states (epoch seconds of expiry).
+    CREATE TABLE oauth_states (
+        state      TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", INITIAL),
     Migration(2, "processed_requests", PROCESSED_REQUESTS),
+    Migration(3, "app_installations", APP_INSTALLATIONS),
 )

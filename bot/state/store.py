@@ -21,6 +21,8 @@ NoteKeys = Sequence[tuple[str, str]]
 Notes = dict[tuple[str, str], TeamNote]
 # platform, tenant, user id, display name, system, code, title, request id, created at
 HistoryRow = tuple[str, str, str, str, str, str, str, str, str]
+# platform, request id, tenant, user id of an answered request
+Delivery = tuple[str, str, str, str]
 
 
 class StateStore(Protocol):
@@ -146,6 +148,24 @@ class StateStore(Protocol):
 
     async def purge_user(self, user: str, platform: str | None, tenant: str | None) -> int:
         """Delete (or anonymise where counts must stay) one user's rows; return how many."""
+        ...
+
+    async def claim_request(
+        self, platform: str, request_id: str, tenant: str, user: str, now: str
+    ) -> bool:
+        """Record `request_id` as being processed; False when some process already did."""
+        ...
+
+    async def record_deliveries(self, deliveries: Sequence[Delivery], now: str) -> None:
+        """Mark requests answered (the delivery record that crash refunds look for)."""
+        ...
+
+    async def refund_undelivered(self, since: str, before: str) -> int:
+        """Refund allowed charges made in [since, before) that have no delivery record."""
+        ...
+
+    async def records_deliveries_since(self) -> str:
+        """When delivery records began here (migration `processed_requests` applied)."""
         ...
 
     async def applied_migrations(self) -> list[tuple[int, str]]:

@@ -49,6 +49,10 @@ class RecordingService:
             await asyncio.sleep(self.delay)
         return await self.inner.handle(request)
 
+    async def delivered(self, request: Request) -> None:
+        """Delegate the delivery record."""
+        await self.inner.delivered(request)
+
 
 @dataclass
 class SlackHarness:
