@@ -17,12 +17,14 @@ NOTE_LABELS = {
     "seven_chr_note": "7th character",
     "seven_chr_def": "7th characters",
     "processing_note": "Processing note",
+    "manifestation": "Manifestation",
 }
 MAX_CHILDREN_SHOWN = 20
 MAX_NOTE_LINES = 6
 # One fixed order of note kinds on every card and platform, most decisive first: what rules
 # a code out or must come with it, then the rules of its category, then what it covers.
 NOTE_ORDER = (
+    "manifestation",
     "excludes1",
     "code_first",
     "use_additional_code",
