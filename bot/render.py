@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.hcpcs_status import hcpcs_status
 from bot.model import CodeCard, CptInfo, NotFound, Reply, ReplyItem, ReplyKind, SearchHit
 from bot.render_knowledge import coding_lines
 
@@ -87,7 +88,11 @@ def render_item(item: ReplyItem, *, full: bool = False) -> str:
 
 
 def billing_status(card: CodeCard) -> str:
-    """`billable`, `not billable (category)`, `modifier`, `TERMINATED 2025-12-31`…"""
+    """`billable`, `not billable (category)`, `modifier`, `terminated: last date of
+    service 2025-12-31; use J0567`, `active, not payable by Medicare (coverage I)`…"""
+    hcpcs = hcpcs_status(card)
+    if hcpcs:
+        return hcpcs
     if card.status == "terminated":
         ended = card.effective.get("terminated", "")
         return f"TERMINATED {ended}".strip()
