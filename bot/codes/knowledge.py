@@ -337,6 +337,7 @@ class KnowledgeQueries:
     def __init__(self, base: KnowledgeBase) -> None:
         """Share the connection and lock of a `KnowledgeBase`."""
         self._base = base
+        self._groups: dict[str, list[tuple[object, ...]]] = {}
 
     @property
     def available(self) -> bool:
@@ -354,10 +355,13 @@ class KnowledgeQueries:
             return None
         definitions = self._base.definitions_version(version) or version
         number = number.zfill(3)
-        rows = self._rows(
-            "SELECT drg, title, mdc, type FROM drg_groups WHERE version = ? ORDER BY drg",
-            (definitions,),
-        )
+        rows = self._groups.get(definitions)
+        if rows is None:  # ~770 rows per version, read once
+            rows = self._rows(
+                "SELECT drg, title, mdc, type FROM drg_groups WHERE version = ? ORDER BY drg",
+                (definitions,),
+            )
+            self._groups[definitions] = rows
         by_number = {str(r[0]): r for r in rows}
         row = by_number.get(number)
         if row is None:
