@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     discord = serve_sub.add_parser("discord")
     discord.add_argument("--sync", action="store_true", help="register slash commands first")
     discord.add_argument("--guild", type=int, help="with --sync: register to one server only")
+    discord_http = serve_sub.add_parser(
+        "discord-http", help="Discord interactions endpoint (POST /discord/interactions)"
+    )
+    discord_http.add_argument("--port", type=int, default=8080)
+    discord_http.add_argument("--host", default="0.0.0.0")
 
     discord_cmd = sub.add_parser("discord", help="Discord maintenance")
     discord_sub = discord_cmd.add_subparsers(dest="discord_command", required=True)
@@ -361,7 +366,8 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
     if platform == "slack":
         if not settings.slack_enabled:
             print(
-                "codebot: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).",
+                "codebot: set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID + SLACK_CLIENT_SECRET for "
+                "OAuth) and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).",
                 file=sys.stderr,
             )
             return EXIT_FAILURE
@@ -369,6 +375,11 @@ def _serve(platform: str, args: argparse.Namespace, settings: Settings) -> int:
         from adapters.slack_app import run_slack
 
         return run_server(run_slack(settings, host=args.host, port=args.port))
+    if platform == "discord-http":
+        from adapters.discord_http import run_discord_http
+        from adapters.runtime import run_server
+
+        return run_server(run_discord_http(settings, host=args.host, port=args.port))
     if not settings.discord_enabled:
         print("codebot: set DISCORD_TOKEN.", file=sys.stderr)
         return EXIT_FAILURE
