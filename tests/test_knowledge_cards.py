@@ -173,7 +173,7 @@ def test_poa_exempt_follows_the_cdc_list(
     [card] = with_coding([_card(catalog, code)], knowledge, V44_DAY)
     assert isinstance(card, CodeCard) and card.coding is not None
     assert card.coding.poa_exempt is exempt
-    assert ("POA: exempt from POA reporting" in render_card(card)) is exempt
+    assert ("POA: exempt from POA reporting (CDC FY2026 list)" in render_card(card)) is exempt
     assert card_json(card)["coding"]["poa_exempt"] is exempt
 
 
@@ -352,3 +352,12 @@ def test_slack_and_discord_show_the_coding_block(
     fields = [f for embed in message.embeds for f in embed.get("fields", ())]
     coding = [f["value"] for f in fields if f["name"] == "Coding"]
     assert coding and f"**{label}:**" in coding[0]
+
+
+def test_before_icd10_only_the_way_back_to_icd9(
+    catalog: CodeCatalog, knowledge: KnowledgeBase
+) -> None:
+    facts = knowledge.facts(_card(catalog, "E11.9"), date(2014, 6, 1))
+    assert facts is not None
+    assert not facts.drg_version and not facts.hcc and not facts.mce and not facts.poa_exempt
+    assert [entry.code for entry in facts.icd9] == ["250.00"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bot.codes.drg_engine import CodeEdits, DrgEngine, DrgEngineError
 from bot.codes.guideline_index import GuidelineIndex
+from bot.codes.releases import ICD10_START
 from bot.codes.sources.gems import icd9_display
 from bot.knowledge_model import CodingFacts, CrosswalkCode, HccCategory
 from bot.model import CodeCard, CodeSystem
@@ -167,7 +168,13 @@ class KnowledgeBase:
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
         key = card.code.replace(".", "").upper()
-        if card.system is CodeSystem.ICD10CM:
+        if as_of < ICD10_START:
+            # before ICD-10 existed nothing but the way back to ICD-9 applies to the code
+            with self._lock:
+                direction = "10to9" if card.system is CodeSystem.ICD10CM else "9to10pcs"
+                icd9 = self._crosswalk(direction, key, reverse=direction == "9to10pcs")
+            facts = CodingFacts(as_of=as_of.isoformat(), icd9=icd9) if icd9 else None
+        elif card.system is CodeSystem.ICD10CM:
             if card.billable:
                 facts = self._cm_facts(key, card, as_of)
             else:
