@@ -56,6 +56,9 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 • /code search icd10cm knee — search one code set (icd10cm, icd10pcs, hcpcs, cpt)
 • /code E11.9 on 2025-03-01 — as of a date of service (also dos 2025-03-01, @2025-03-01)
 • /code history E11.9 · /code changes icd10cm FY2027 — a code's timeline; what a release changed
+• /code drg 291 · /code group I50.20 N17.9 age 70 sex F — an MS-DRG; group a claim (MCE edits too)
+• /code 250.00 · /code icd9 V45.81 · /code crosswalk E11.9 — ICD-9-CM and the GEM crosswalks
+• /code guidelines sepsis · /code guideline I.C.1.d — the Official Guidelines, quoted
 • /code share E11.9 — post a code to the channel
 • /code recent · /code stats — the team's recent lookups and usage
 • /code note E11.9 TEXT — a team note on a code (/code note E11.9 delete removes it)
