@@ -263,6 +263,20 @@ async def test_a_state_is_good_once_under_concurrent_callbacks(apps: Cluster) ->
     assert len(apps.fake.of("oauth.v2.access")) == 1
 
 
+async def test_expired_response_url_falls_back_with_the_workspace_token(apps: Cluster) -> None:
+    fake = apps.fake
+    await apps.install("T1")
+    token_2 = await apps.install("T2")
+    fake.expire_response_urls()
+    sent, hook = await apps.sender("T2").click("E11.9", ACTION_PREFIX + "show_0", user="U2")
+    assert sent.status == 200
+    (fallback,) = await fake.wait_for("chat.postEphemeral", 1)
+    assert fallback.token == token_2
+    assert fallback.args["user"] == "U2" and fallback.args["channel"] == "C0001"
+    assert headers_of(fallback.args)[0].startswith("E11.9")
+    assert [c.hook for c in fake.of("response_url")] == [hook.rsplit("/", 1)[1]]
+
+
 # ---------------------------------------------------------------- uninstall and revocation
 
 
