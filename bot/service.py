@@ -108,8 +108,12 @@ class LookupService:
             if _answered_free(command, reply) and not await self._claim(request):
                 return self._duplicate(request)
             return reply
-        except Exception:
+        except Exception as error:
             reference = uuid.uuid4().hex[:8]
+            problem = self._storage_problem(error)
+            if problem:  # one line, no traceback: the operator must fix the storage
+                log.error("request refused: %s (ref %s)", problem, reference)
+                return storage_error_reply(problem, reference)
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
             return error_reply(reference)
 
@@ -149,6 +153,12 @@ class LookupService:
             log.exception("could not refund undelivered charges")
             return 0
 
+    def _storage_problem(self, error: BaseException) -> str | None:
+        try:
+            return self._accounts.storage_problem(error)
+        except Exception:
+            return None
+
     async def _claim(self, request: Request) -> bool:
         """Processed once: False when another process (or this one) already took this id.
 
@@ -157,8 +167,12 @@ class LookupService:
         """
         try:
             return await self._accounts.claim(request)
-        except Exception:
-            log.exception("could not record request id (platform %s)", request.user.platform)
+        except Exception as error:
+            problem = self._storage_problem(error)
+            if problem:
+                log.warning("request id not recorded: %s", problem)
+            else:
+                log.exception("could not record request id (platform %s)", request.user.platform)
             return True
 
     def _duplicate(self, request: Request) -> Reply:
@@ -337,6 +351,19 @@ def error_reply(reference: str) -> Reply:
         ReplyKind.ERROR,
         text=f"Sorry, something went wrong on our side (ref {reference}). Please try again.",
         title="Error",
+    )
+
+
+def storage_error_reply(problem: str, reference: str) -> Reply:
+    """The state database cannot record this request (`problem` names it): nothing was
+    charged or changed; free commands such as help still answer."""
+    return Reply(
+        ReplyKind.ERROR,
+        text=(
+            f"Sorry, the {problem}, so this cannot be answered right now "
+            f"(`/code help` still works; ref {reference})."
+        ),
+        title="State database unavailable",
     )
 
 
