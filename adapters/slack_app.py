@@ -56,6 +56,7 @@ from adapters.slack_oauth import (
 from adapters.slack_urls import trusted_response_url
 from bot.commands import CommandKind, parse
 from bot.config import Settings
+from bot.logsafe import safe
 from bot.model import Reply, Request, UserRef
 from bot.service import error_reply
 from bot.state.installations import Installations, open_installations
@@ -324,7 +325,9 @@ class SlackAdapter:
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error(
-            "listener failed for %s: %s", body.get("type") or body.get("command"), type(error)
+            "listener failed for %s: %s",
+            safe(body.get("type") or body.get("command"), 40),
+            type(error).__name__,
         )
 
     async def _cleanup(self, _app: web.Application) -> None:
@@ -510,7 +513,7 @@ class SlackAdapter:
         message_ts = str(container.get("message_ts") or action.get("action_ts") or "")
         request_id = f"slack:act:{channel}:{message_ts}:{action_id}:{user_id}"
         if not self._clicks.add_new(request_id):
-            log.info("double click ignored (%s)", action_id)
+            log.info("double click ignored (%s)", safe(action_id))
             return
         team_id = str((body.get("team") or {}).get("id") or slack_user.get("team_id") or "")
         origin = _Origin(
@@ -558,7 +561,7 @@ class SlackAdapter:
             # Slack retried an event, or a click reached a second process, that some
             # process sharing the state DB already charged or answered: it answers it,
             # so posting again would double the answer.
-            log.info("%s was already processed elsewhere; not posting", turn.request_id)
+            log.info("%s was already processed elsewhere; not posting", safe(turn.request_id))
             return
         await self._deliver(reply, origin)
         await self.service.delivered(request)
@@ -611,7 +614,7 @@ class SlackAdapter:
         if not event_id:
             event_id = f"{event.get('channel')}:{event.get('ts')}"
         if not self._events.add_new(event_id):
-            log.info("event %s already answered (Slack retry); not posting again", event_id)
+            log.info("event %s already answered (Slack retry); not posting again", safe(event_id))
             return
         team, enterprise, org_install = self._host(
             context, str(body.get("team_id") or event.get("team") or ""), body.get("enterprise_id")

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 AUDIT_LOGGER = "codebot.audit"
 DEFAULT_MAX_CHARS = 200  # a code query, a user id or a URL fits; a 900 KB body does not
+MAX_MESSAGE_CHARS = 4000  # one formatted message, whoever logged it (bolt quotes bodies)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Characters that could end a line, rewrite the terminal or hide text: C0 controls, DEL,
@@ -96,7 +97,7 @@ def audit(event: str, *, level: int = logging.INFO, **fields: object) -> None:
 
 
 class SafeFormatter(logging.Formatter):
-    """The safety net: the formatted message of every record is escaped to one line.
+    """The safety net: the formatted message of every record is escaped to one bounded line.
 
     Call sites should still use `safe()` (which also bounds length); this catches what a
     third-party library logs (bolt, discord.py, aiohttp). Tracebacks keep their own lines:
@@ -104,8 +105,12 @@ class SafeFormatter(logging.Formatter):
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        """Format as usual, with the message part escaped."""
-        record.message = escape_line(record.message)
+        """Format as usual, with the message part escaped and bounded."""
+        message = record.message
+        cut = len(message) - MAX_MESSAGE_CHARS
+        # escaping lengthens the text: bound what is kept after escaping it
+        escaped = escape_line(message[:MAX_MESSAGE_CHARS])[:MAX_MESSAGE_CHARS]
+        record.message = f"{escaped}…(+{cut} chars)" if cut > 0 else escaped
         return super().formatMessage(record)
 
 
@@ -170,6 +175,7 @@ class RateLimitedLog:
 __all__ = [
     "AUDIT_LOGGER",
     "LOG_FORMAT",
+    "MAX_MESSAGE_CHARS",
     "RateLimitedLog",
     "SafeFormatter",
     "audit",

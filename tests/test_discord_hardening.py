@@ -72,3 +72,14 @@ async def test_autocomplete_normalises_full_width_text(fake: FakeDiscord, tmp_pa
             expected = _choice_values(plain.json)
             assert expected, ascii_text
             assert _choice_values(wide.json) == expected, full_width
+
+
+async def test_grant_and_plan_confirmations_are_escaped(fake: FakeDiscord, tmp_path: Path) -> None:
+    admin = {"permissions": ADMIN_PERMISSIONS}
+    target = "[win](https://evil.example/y)"
+    escaped = "\\[win\\](https://evil.example/y)"
+    async with start_bot(fake, make_settings(tmp_path, fake)) as bot:
+        for command in (f"admin grant {target} 5", f"admin plan {target} pro"):
+            text = embed_text((await bot.slash(command, **admin)).message())
+            assert escaped in text, text
+            assert target not in text.replace(escaped, "")

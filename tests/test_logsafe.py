@@ -19,7 +19,14 @@ import pytest
 
 from bot.app import open_service
 from bot.config import Settings
-from bot.logsafe import AUDIT_LOGGER, LOG_FORMAT, RateLimitedLog, SafeFormatter, safe
+from bot.logsafe import (
+    AUDIT_LOGGER,
+    LOG_FORMAT,
+    MAX_MESSAGE_CHARS,
+    RateLimitedLog,
+    SafeFormatter,
+    safe,
+)
 from bot.model import Request, UserRef
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +55,15 @@ def test_formatter_keeps_a_record_on_one_line() -> None:
     line = formatter.format(record)
     assert "\n" not in line
     assert line.count("codebot.audit") == 1 and not line.startswith("2020-01-01")
+
+
+def test_formatter_bounds_what_libraries_log() -> None:
+    formatter = SafeFormatter(LOG_FORMAT)
+    body = "{'type': 'event_callback'}\n" * 40_000  # what bolt quotes in "Unhandled request"
+    record = logging.LogRecord("slack_bolt", logging.WARNING, __file__, 1, "%s", (body,), None)
+    line = formatter.format(record)
+    assert "\n" not in line and len(line) < MAX_MESSAGE_CHARS + 200
+    assert line.endswith("chars)") and "(+" in line
 
 
 def test_rate_limited_log_counts_what_it_suppressed() -> None:

@@ -245,18 +245,6 @@ def test_autocomplete_word_prefixes(engine: SearchEngine) -> None:
     assert engine.autocomplete("fract", limit=5)[0].title
 
 
-def test_autocomplete_is_fast(engine: SearchEngine) -> None:
-    inputs = ["E11", "diab", "diab typ", "type 2 diab", "fract fem", "0DT", "knee br", "pn"]
-    engine.autocomplete("warm")
-    times = []
-    for text in inputs * 5:
-        started = time.perf_counter()
-        engine.autocomplete(text)
-        times.append(time.perf_counter() - started)
-    times.sort()
-    assert times[int(len(times) * 0.95)] < 0.1  # target 20 ms; loose for shared CI machines
-
-
 # ------------------------------------------------------------------ hostile input
 
 BAD_INPUTS = [

@@ -57,6 +57,13 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from bot.codes.normalize import normalize_code
+from bot.codes.query_rules import (
+    Qualifiers,
+    normalize_query,
+    qualifier_factor,
+    query_intent,
+    soft_word,
+)
 from bot.codes.search_index import (
     CTX_COMMERCIAL,
     CTX_COMPLICATION,
@@ -103,7 +110,7 @@ TITLE_CACHE = 50_000  # tokenised titles kept for the adjacency check
 
 OTHER_FIELD_WEIGHT = 0.72  # short title / inclusion term match, relative to a title match
 VOCAB_FIELD_WEIGHT = 0.9  # official index term match (PCS index, CM tables)
-VOCAB_COVER = 2  # title words an index term match stands for (see _score_variant)
+VOCAB_COVER = 1  # title words an index term match stands for (see _score_variant)
 MISSING_TERM_FACTOR = 0.55  # per query term a document does not contain
 EXTRA_WORD_PENALTY = 0.022  # per title word the query did not ask for (up to 14 words)
 BILLABLE_BONUS = 0.015
@@ -113,6 +120,13 @@ SYNONYM_VARIANT_WEIGHT = 0.97
 DROPPED_TERM_FACTOR = 0.75  # per query word a variant had to leave out (unknown word)
 TERMINATED_FACTOR = 0.85
 GROUP_FACTOR = 0.8
+AGREEMENT_BONUS = 0.03  # times a code's second-best variant score (see _score_query)
+SOFT_IDF_SHARE = 0.3  # weight of a soft word (number, unit, route) in a query's IDF mass
+MISSING_NUMBER_FACTOR = 0.92  # per soft query word a document lacks (doses, units, routes)
+UNKNOWN_WORD_BASE_WEIGHT = 0.6  # see _variants
+INTENT_FACTOR = 0.85  # a code outside the code set the query's words ask for (query_intent)
+TERMINATED_RANK_SHARE = 0.5  # see _hygiene
+HYGIENE_POOL = 30  # best documents reordered by _hygiene
 CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word matches
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 FUZZY_DF_WEIGHT = 3.0  # ratio points a spelling candidate loses per 10x rarer (see _fuzzy)
@@ -321,6 +335,7 @@ class SearchEngine:
         self._loaded: _Loaded | None = None
         self._cache: OrderedDict[str, _Postings | None] = OrderedDict()
         self._title_words: dict[int, tuple[str, ...]] = {}
+        self._pcs_words: dict[tuple[str, ...], bool] = {}
         try:
             row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
         except sqlite3.Error as exc:
@@ -376,7 +391,8 @@ class SearchEngine:
         decoded entries (about 60 bytes each in memory).
         """
         with self._lock:
-            self._state()
+            state = self._state()
+            state.system_set(PCS_INDEX)  # procedure queries test words against it
             rows = self._conn.execute(
                 "SELECT token, df FROM search_postings ORDER BY df DESC LIMIT ?", (CACHE_TOKENS,)
             ).fetchall()
@@ -517,18 +533,36 @@ class SearchEngine:
         sys_index = _system_index(system)
         if sys_index == -1:
             return []
-        tokens = tokenize(query[:MAX_QUERY_CHARS])[:MAX_TERMS]
+        text = normalize_query(query[:MAX_QUERY_CHARS])
+        tokens = tokenize(text)[:MAX_TERMS]
         if not tokens:
             return []
-        head = _head_position(query[:MAX_QUERY_CHARS], len(tokens))
+        head = _head_position(text, len(tokens))
+        intent = query_intent(text)
+        qualifiers = Qualifiers.of(tokens)
         with self._lock:
             state = self._state()
             origin: dict[int, int] | None = {} if explain else None
-            scores, variants = self._score_query(state, tokens, sys_index, head, origin)
+            scores, variants = self._score_query(
+                state, tokens, sys_index, head, origin, intent, qualifiers
+            )
             if not scores:
                 return []
-            best = heapq.nlargest(limit, scores.items(), key=lambda kv: (kv[1], -kv[0]))
+            pool = heapq.nlargest(
+                max(limit, HYGIENE_POOL), scores.items(), key=lambda kv: (kv[1], -kv[0])
+            )
+            best = _hygiene(state, pool)[:limit]
             hits = self._hits(state, best)
+            if len(hits) == len(best):
+                order = _children_first(hits)
+                hits = [hits[i] for i in order]
+                best = [best[i] for i in order]
+            # Scores follow the final order (hygiene may lift a code above a better score).
+            ceiling = math.inf
+            for i, hit in enumerate(hits):
+                if hit.score > ceiling:
+                    hits[i] = replace(hit, score=ceiling)
+                ceiling = hits[i].score
             if origin is not None:
                 hits = [
                     replace(hit, why=self._why(state, doc, variants[origin.get(doc, 0)]))
@@ -543,6 +577,8 @@ class SearchEngine:
         sys_index: int | None,
         head: int = -1,
         origin: dict[int, int] | None = None,
+        intent: int = 0,
+        qualifiers: Qualifiers | None = None,
     ) -> tuple[dict[int, float], list[_Variant]]:
         """Scores of every candidate document, and the variants scored. With `origin`, also
         records for each document the variant that gave its score (-1 - i: code target i)."""
@@ -554,6 +590,7 @@ class SearchEngine:
             for alts in slots:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
+        seconds: dict[int, float] = {}
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
             head_term: _Term | None = None
@@ -570,12 +607,24 @@ class SearchEngine:
                 continue
             factor = weight * DROPPED_TERM_FACTOR**dropped
             heads = _vocab_positions(state.vocab, head_term.tokens if head_term else ())
-            for doc, score in self._score_variant(state, terms, allowed, mentioned, heads).items():
+            scored = self._score_variant(
+                state, terms, allowed, mentioned, heads, intent, qualifiers
+            )
+            for doc, score in scored.items():
                 s = score * factor
-                if s > scores.get(doc, 0.0):
+                old = scores.get(doc, 0.0)
+                if s > old:
                     scores[doc] = s
+                    if old > seconds.get(doc, 0.0):
+                        seconds[doc] = old
                     if origin is not None:
                         origin[doc] = number
+                elif s > seconds.get(doc, 0.0):
+                    seconds[doc] = s
+        # A code that also answers another reading of the query (the words as typed and a
+        # synonym's expansion) is the likelier answer among equals.
+        for doc, second in seconds.items():
+            scores[doc] += AGREEMENT_BONUS * second
         for k, (key, coverage, _note) in enumerate(code_keys):
             for doc in self._docs_for_key(state, key):
                 if allowed is not None and doc not in allowed:
@@ -616,16 +665,16 @@ class SearchEngine:
             return (base[:1] + more + base[1:])[:MAX_VARIANTS], base_codes + more_codes
         slots: list[list[tuple[str, float]]] = []
         surface: list[str] = []
-        spelling: list[str] = []
+        slot_notes: list[str] = []
         for tok in tokens:
             alts = self._alternatives(state, tok, allow_fuzzy=tok not in syn_words)
             slots.append(alts)
             surface.append(alts[0][0] if alts else tok)
             if alts and alts[0][0] != tok:
-                spelling.append(f'spelling: "{tok}" read as "{alts[0][0]}"')
-            elif not alts:
-                spelling.append(f'"{tok}": no code uses this word')
-        base_notes = tuple(spelling)
+                slot_notes.append(f'spelling: "{tok}" read as "{alts[0][0]}"')
+            else:
+                slot_notes.append("" if alts else f'"{tok}": no code uses this word')
+        base_notes = tuple(n for n in slot_notes if n)
         matches: list[tuple[int, int, tuple[_Synonym, ...]]] = []
         i = 0
         while i < len(surface):
@@ -639,7 +688,11 @@ class SearchEngine:
                 i += 1
         if head < 0:
             head = len(tokens) - 1
-        variants: list[_Variant] = [(slots, 1.0, head, base_notes)]
+        # A word no code uses that a synonym explains ("prolia" -> denosumab): the base
+        # reading, which just drops the word, is a worse guess than the synonym's.
+        explained = {j for start, end, _ in matches for j in range(start, end) if not slots[j]}
+        base_weight = UNKNOWN_WORD_BASE_WEIGHT if explained else 1.0
+        variants: list[_Variant] = [(slots, base_weight, head, base_notes)]
         codes: list[tuple[str, float, str]] = []
         for start, end, expansions in matches:
             quality = min((slots[j][0][1] if slots[j] else 1.0) for j in range(start, end))
@@ -652,12 +705,25 @@ class SearchEngine:
                     continue
                 new = slots[:start] + _exact_slots(exp.tokens, quality) + slots[end:]
                 moved = _moved_head(head, start, end, len(exp.tokens))
-                variants.append((new, SYNONYM_VARIANT_WEIGHT, moved, (*base_notes, note)))
+                kept = [
+                    n
+                    for j, n in enumerate(slot_notes)
+                    if n and (not start <= j < end or n.startswith("spelling"))
+                ]
+                weight = SYNONYM_VARIANT_WEIGHT
+                if any(not start <= j < end for j in explained):
+                    weight *= UNKNOWN_WORD_BASE_WEIGHT  # leaves out a word a synonym explains
+                variants.append((new, weight, moved, (*kept, note)))
         if len(matches) > 1:
             # Every phrase replaced by its first word expansion at once.
             combined = list(slots)
             moved = head
-            notes = list(base_notes)
+            covered = {j for start, end, _ in matches for j in range(start, end)}
+            notes = [
+                n
+                for j, n in enumerate(slot_notes)
+                if n and (j not in covered or n.startswith("spelling"))
+            ]
             for start, end, expansions in reversed(matches):
                 words = [e for e in expansions if not e.code]
                 if words:
@@ -682,6 +748,8 @@ class SearchEngine:
         allowed: frozenset[int] | None,
         mentioned: int = 0,
         heads: frozenset[int] = frozenset(),
+        intent: int = 0,
+        qualifiers: Qualifiers | None = None,
     ) -> dict[int, float]:
         alls: list[frozenset[int]] = []
         for term in terms:
@@ -709,8 +777,11 @@ class SearchEngine:
         if not candidates:
             return {}
 
-        total_idf = sum(t.idf for t in terms)
-        n_terms = len(terms)
+        numeric = [soft_word(t.tokens[0]) for t in terms]
+        total_idf = sum(
+            t.idf * (SOFT_IDF_SHARE if soft else 1.0)
+            for t, soft in zip(terms, numeric, strict=True)
+        )
         tlen = state.doc_tlen
         flags = state.doc_flags
         depth = state.doc_depth
@@ -724,15 +795,31 @@ class SearchEngine:
         other_w = OTHER_FIELD_WEIGHT
         # Flatten to plain tuples: attribute lookups dominate this loop otherwise.
         flat = [
-            (term.idf, [(p.title, p.other, p.vocab, q) for p, q in term.alts]) for term in terms
+            (
+                term.idf * (SOFT_IDF_SHARE if soft else 1.0),
+                [(p.title, p.other, p.vocab, q) for p, q in term.alts],
+            )
+            for term, soft in zip(terms, numeric, strict=True)
         ]
         vocab_w = VOCAB_FIELD_WEIGHT
+        # Doses, units and routes rarely match a descriptor exactly ("Prolia 60 mg" is billed
+        # per 1 mg; "1 gram im" for a drug billed "per 250 mg"): a missing one costs little.
+        # With a procedure query, a diagnosis word no PCS code uses ("abscess" in "i&d
+        # abscess left thigh") says why, not what: for PCS codes it is soft too.
+        pcs_soft = (
+            [not self._has_pcs(state, t) for t in terms]
+            if intent == 1 << PCS_INDEX
+            else [False] * len(terms)
+        )
         scored: list[tuple[float, int]] = []
         for doc in candidates:
             matched = 0.0
             hits = 0
+            soft_missing = 0
+            hard_missing = 0
             title_hits = 0
-            for idf, alts in flat:
+            system = flags[doc] & 3
+            for k, (idf, alts) in enumerate(flat):
                 best = 0.0
                 in_title = False
                 in_vocab = False
@@ -748,7 +835,12 @@ class SearchEngine:
                                 in_vocab = True
                         elif doc in other_set and quality * other_w > best:
                             best = quality * other_w
-                if best:
+                if not best:
+                    if numeric[k] or (pcs_soft[k] and system == PCS_INDEX):
+                        soft_missing += 1
+                    else:
+                        hard_missing += 1
+                else:
                     matched += idf * best
                     hits += 1
                     if in_title:
@@ -759,11 +851,12 @@ class SearchEngine:
                         # are asked for, not extra.
                         title_hits += VOCAB_COVER
             score = matched / total_idf
-            if hits < n_terms:
-                score *= MISSING_TERM_FACTOR ** (n_terms - hits)
+            if hard_missing:
+                score *= MISSING_TERM_FACTOR**hard_missing
+            if soft_missing:
+                score *= MISSING_NUMBER_FACTOR**soft_missing
             f = flags[doc]
             head = head_of[doc]
-            system = f & 3
             is_head = (
                 head != NO_HEAD
                 and system in HEAD_SYSTEMS
@@ -797,14 +890,30 @@ class SearchEngine:
                 score += BLOCK_BONUS * share
             if is_head:
                 score += HEAD_BONUS
+            if intent and not intent & (1 << system):
+                score *= INTENT_FACTOR
             scored.append((score, doc))
         top = heapq.nlargest(RERANK_DEPTH, scored, key=lambda sd: (sd[0], -sd[1]))
-        return self._rerank(state, terms, top)
+        return self._rerank(state, terms, top, qualifiers)
+
+    def _has_pcs(self, state: _Loaded, term: _Term) -> bool:
+        """Does any ICD-10-PCS code hold one of the term's tokens (cached per token set)?"""
+        found = self._pcs_words.get(term.tokens)
+        if found is None:
+            pcs = state.system_set(PCS_INDEX)
+            found = any(not pcs.isdisjoint(p.every) for p, _ in term.alts)
+            self._pcs_words[term.tokens] = found
+        return found
 
     def _rerank(
-        self, state: _Loaded, terms: Sequence[_Term], top: list[tuple[float, int]]
+        self,
+        state: _Loaded,
+        terms: Sequence[_Term],
+        top: list[tuple[float, int]],
+        qualifiers: Qualifiers | None = None,
     ) -> dict[int, float]:
-        """Bonus for the query's words adjacent and in order in the title."""
+        """Bonus for the query's words adjacent and in order in the title; demotion for a
+        title whose qualifiers contradict the query's (see `qualifier_factor`)."""
         out = {doc: score for score, doc in top}
         if not top:
             return out
@@ -841,7 +950,8 @@ class SearchEngine:
                 bonus += PREFIX_BONUS
                 if len(words) == len(terms):
                     bonus += EXACT_TITLE_BONUS
-            out[doc] = score + bonus
+            factor = qualifier_factor(qualifiers, words) if qualifiers is not None else 1.0
+            out[doc] = (score + bonus) * factor
         return out
 
     def _why(self, state: _Loaded, doc: int, variant: _Variant) -> tuple[str, ...]:
@@ -1064,6 +1174,52 @@ def _best(docs: Iterable[int] | frozenset[int] | set[int], n: int) -> list[int]:
     if isinstance(docs, set | frozenset) and len(docs) <= n:
         return list(docs)
     return heapq.nsmallest(n, docs)
+
+
+def _hygiene(state: _Loaded, pool: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Final order of the best documents: a terminated code comes after every valid code
+    that scores at least TERMINATED_RANK_SHARE of its score (so "colonoscopy with biopsy"
+    lists the valid codes first, while a terminated code's own title still finds it)."""
+    flags = state.doc_flags
+
+    def key(ds: tuple[int, float]) -> tuple[float, int]:
+        dead = flags[ds[0]] & FLAG_TERMINATED
+        return (-(ds[1] * TERMINATED_RANK_SHARE if dead else ds[1]), ds[0])
+
+    return sorted(pool, key=key)
+
+
+def _children_first(hits: Sequence[SearchHit]) -> list[int]:
+    """Positions of `hits` reordered so that no header (a non-billable code) comes before a
+    billable code below it in the same list: the best-ranked such child moves up to just
+    before the header ("B00.1" before "B00"). Otherwise the order is kept."""
+    keys = [normalize_code(h.code) for h in hits]
+    order = list(range(len(hits)))
+
+    def below(child: int, header: int) -> bool:
+        return (
+            hits[child].billable
+            and hits[child].system == hits[header].system
+            and keys[child] != keys[header]
+            and keys[child].startswith(keys[header])
+        )
+
+    for _ in range(len(hits) * len(hits)):  # each move lifts a billable code: it ends
+        move = next(
+            (
+                (p, q)
+                for p, i in enumerate(order)
+                if not hits[i].billable
+                for q in range(p + 1, len(order))
+                if below(order[q], i)
+            ),
+            None,
+        )
+        if move is None:
+            break
+        p, q = move
+        order.insert(p, order.pop(q))
+    return order
 
 
 def _context_factor(unasked: int) -> float:

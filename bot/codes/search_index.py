@@ -191,6 +191,7 @@ CTX_TRIGGERS: dict[int, frozenset[str]] = {
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
 
 _SPLIT = re.compile(r"[^0-9a-z]+")
+_FOR_NOTE = re.compile(r"\(for [^()]*\)", re.IGNORECASE)  # HCPCS "(for esrd on dialysis)"
 # ICD-10-CM puts nonessential modifiers in parentheses: "Essential (primary) hypertension".
 _PARENS = re.compile(r"\([^()]*\)")
 _POSSESSIVE = re.compile(r"['’]s\b")
@@ -423,8 +424,14 @@ def build_search_index(
     # Tokenise once; remember each document's prior so internal numbers follow it.
     docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int, str]] = []
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
-        title_tokens = tokenize(title_words(title))
         other: set[str] = set(tokenize(short)) if short else set()
+        if system == "hcpcs" and "(for " in title:
+            # "Cinacalcet, oral, 1 mg, (for esrd on dialysis)": the note says who may bill
+            # it, not what it is; its words are the code's, but not its title's.
+            other.update(tokenize(" ".join(_FOR_NOTE.findall(title))))
+            title_tokens = tokenize(title_words(_FOR_NOTE.sub(" ", title)))
+        else:
+            title_tokens = tokenize(title_words(title))
         tlen = title_length(title, short, kind)
         ctx = context_bits(system, kind, key, title)
         if terms:
@@ -495,7 +502,8 @@ def build_search_index(
         ((t.source, t.term, t.system, t.target) for t in kept_terms),
     )
     conn.execute("CREATE INDEX search_vocab_target ON search_vocab(system, target)")
-    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab))
+    code_words = frozenset(title_post) | frozenset(other_post)
+    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab), code_words)
     progress(
         f"  search index: {len(rewrites):,} of {len(vocabulary.rewrites):,} source rewrites"
         " kept (their words occur in code titles)"
@@ -610,9 +618,12 @@ def _attach_index_terms(
     return words, kept
 
 
-def _kept_rewrites(rewrites: Sequence[Rewrite], vocab: frozenset[str]) -> list[Rewrite]:
+def _kept_rewrites(
+    rewrites: Sequence[Rewrite], vocab: frozenset[str], code_words: frozenset[str]
+) -> list[Rewrite]:
     """The rewrites whose expansion words all occur in the index (else they find nothing);
-    a brand name whose words are all code words already is dropped (see `Rewrite.name`)."""
+    a brand name whose words are all title words already is dropped (see `Rewrite.name`;
+    a brand that only an index term such as the Table of Drugs names is kept)."""
     out: list[Rewrite] = []
     seen: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
     for rewrite in rewrites:
@@ -622,7 +633,7 @@ def _kept_rewrites(rewrites: Sequence[Rewrite], vocab: frozenset[str]) -> list[R
             continue
         if any(tok not in vocab for tok in expansion):
             continue
-        if rewrite.name and all(tok in vocab for tok in phrase):
+        if rewrite.name and all(tok in code_words for tok in phrase):
             continue
         if "\t" in rewrite.phrase or "\n" in rewrite.phrase or (phrase, expansion) in seen:
             continue

@@ -404,7 +404,7 @@ class StateAccounts:
         audit("grant", by=by, amount=amount, to="team" if team else target)
         who = "the team" if team else _mention(target or "")
         left = notice_text(pool.plan, pool.remaining, self.ledger.now(), team=team)
-        return _info(f"Granted {lookups(amount)} to {who}. {left}", "Granted")
+        return _info(f"Granted {lookups(amount)} to {who}. {left}", "Granted", [target or ""])
 
     async def _admin_plan(self, user: UserRef, target_raw: str, plan_raw: str, by: str) -> Reply:
         plan_name = plan_raw.lower()
@@ -436,6 +436,7 @@ class StateAccounts:
         return _info(
             f"{_mention(target)} is on the {plan.display} plan ({_plan_size(plan)}).",
             "Plan set",
+            [target],
         )
 
     async def _admin_usage(self, user: UserRef) -> Reply:
@@ -447,7 +448,7 @@ class StateAccounts:
         names: list[str] = []
         for rank, (user_id, name, total) in enumerate(top, start=1):
             shown = f"{name} ({user_id})" if name and name != user_id else user_id
-            names.append(name or "")
+            names += [name or "", user_id]
             lines.append(f"{rank}. {shown}: {lookups(total)}")
         return _info("\n".join(lines), "Usage", names)
 

@@ -1,0 +1,145 @@
+"""Query-intent and qualifier rules of the search engine (`bot.codes.search`).
+
+* `normalize_query`: shorthand coders type for "with"/"without" ("w/o", "no").
+* `query_intent`: the code set a query's own words ask for. Procedure words (PCS root
+  operations, "-ectomy"/"-plasty" names, operative abbreviations) ask for ICD-10-PCS; drug,
+  dose and supply words ("injection", "mg", "supply", "modifier") for HCPCS Level II; status
+  words ("status post", "history of") for ICD-10-CM (the Z codes). The engine demotes codes of
+  other sets (`INTENT_FACTOR`) only when exactly one set is asked for.
+* `Qualifiers` / `qualifier_factor`: laterality, encounter, acuity and similar words are
+  mutually exclusive: a title that says "left" when the query says "right" (and not "left")
+  answers another question, as does "without wheels" for "walker with wheels".
+
+Rules are about words, never about single queries; they run on normalised tokens
+(`bot.codes.search_index.tokenize`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.codes.search_index import SYSTEM_INDEX, raw_words
+
+_WITHOUT = re.compile(r"\bw/o\b|\bw/out\b|\bno\b", re.IGNORECASE)
+
+
+def normalize_query(text: str) -> str:
+    """`text` with "w/o" and "no" written as "without" (the word code titles use)."""
+    return _WITHOUT.sub(" without ", text) if ("/" in text or "no" in text.lower()) else text
+
+
+CM_BIT = 1 << SYSTEM_INDEX["icd10cm"]
+PCS_BIT = 1 << SYSTEM_INDEX["icd10pcs"]
+HCPCS_BIT = 1 << SYSTEM_INDEX["hcpcs"]
+
+# Words that name a procedure, as ICD-10-PCS does: root operations and common operative
+# abbreviations. ("removal" and "amputation" are left out: "suture removal" is an aftercare
+# encounter, "traumatic amputation" an injury.)
+_PROCEDURE_WORDS = frozenset(
+    {
+        "resection", "excision", "replacement", "insertion", "bypass", "dilation", "drainage",
+        "transfusion", "reposition", "fusion", "detachment", "extraction", "fragmentation",
+        "destruction", "inspection", "supplement", "occlusion", "restriction", "release",
+        "division", "transplantation", "reattachment", "alteration", "revision", "orif",
+        "crif", "appy", "chole", "tka", "tha", "cabg", "pci", "ptca", "phaco", "lap",
+        "laparoscopic", "arthroscopic", "thoracoscopic", "percutaneous", "biopsy",
+        "arthroplasty", "debridement", "cath", "catheterization",
+    }
+)  # fmt: skip
+_PROCEDURE_SUFFIX = re.compile(
+    r"(?:ectomy|ectomies|otomy|ostomy|plasty|pexy|rrhaphy|tripsy|desis|centesis|scopy)$"
+)
+# Words that name a drug dose, a supply or a billing modifier: HCPCS Level II.
+_HCPCS_WORDS = frozenset(
+    {
+        "injection", "inj", "mg", "mcg", "ml", "gram", "grams", "gm", "units", "unit", "vial",
+        "supply", "supplies", "dme", "kit", "modifier", "ambulance",
+    }
+)  # fmt: skip
+_PROCEDURE_PHRASES = re.compile(r"\b(?:i d|i and d|incision and drainage|t a)\b")
+# "status post", "s/p", "history of": the patient's status, an ICD-10-CM Z code.
+_STATUS = re.compile(r"\b(?:status post|s/p|s p|history of|hx of|personal history)\b")
+
+
+def query_intent(text: str) -> int:
+    """Bit mask of the one code set the query's words ask for (`1 << SYSTEM_INDEX[...]`),
+    0 when they ask for none or for several."""
+    folded = " ".join(raw_words(text))
+    if _STATUS.search(folded):
+        return CM_BIT
+    words = folded.split()
+    asks = PCS_BIT if _PROCEDURE_PHRASES.search(folded) else 0
+    for word in words:
+        if word in _PROCEDURE_WORDS or (len(word) > 6 and _PROCEDURE_SUFFIX.search(word)):
+            asks |= PCS_BIT
+        elif word in _HCPCS_WORDS:
+            asks |= HCPCS_BIT
+    return asks if asks in (PCS_BIT, HCPCS_BIT) else 0
+
+
+# Dose units and routes of administration: descriptors bill per unit and name the route only
+# when it sets the code apart, so a query's unit or route that a title lacks costs little.
+_SOFT_WORDS = frozenset(
+    {
+        "mg", "mcg", "ml", "gram", "gm", "g", "unit", "cc", "dose", "im", "iv", "sq", "subq",
+        "sc", "intramuscular", "intravenous", "subcutaneous", "oral", "vial", "each",
+    }
+)  # fmt: skip
+
+
+def soft_word(token: str) -> bool:
+    """A number, dose unit or route: a word whose absence from a title costs little."""
+    return token[:1].isdigit() or token in _SOFT_WORDS
+
+
+# Groups of mutually exclusive qualifiers (normalised tokens).
+OPPOSITES: tuple[frozenset[str], ...] = (
+    frozenset({"right", "left", "bilateral"}),
+    frozenset({"initial", "subsequent", "sequela"}),
+    frozenset({"acute", "chronic"}),
+    frozenset({"upper", "lower"}),
+    frozenset({"open", "closed"}),
+    frozenset({"displaced", "nondisplaced"}),
+    frozenset({"male", "female"}),
+    frozenset({"intractable"}),  # with "not intractable" (see qualifier_factor)
+)
+CONFLICT_FACTOR = 0.85  # per group whose words in the title contradict the query's
+NEGATION_FACTOR = 0.8  # the title negates what the query asks for ("without wheels")
+
+
+@dataclass(frozen=True)
+class Qualifiers:
+    """The qualifier words of a query: per group, the words it says; what it wants absent."""
+
+    said: tuple[frozenset[str], ...]
+    tokens: frozenset[str]
+    without: frozenset[str]  # words the query puts after "without"
+
+    @classmethod
+    def of(cls, tokens: Sequence[str]) -> Qualifiers:
+        """Qualifiers of a tokenised query."""
+        said = tuple(group & frozenset(tokens) for group in OPPOSITES)
+        without = frozenset(
+            tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok in ("without", "not")
+        )
+        return cls(said, frozenset(tokens), without)
+
+
+def qualifier_factor(q: Qualifiers, title: Sequence[str]) -> float:
+    """Demotion of a title (its tokens) whose qualifiers contradict the query's."""
+    factor = 1.0
+    words = frozenset(title)
+    for group, said in zip(OPPOSITES, q.said, strict=True):
+        if not said:
+            continue
+        in_title = group & words
+        if in_title and not in_title & said:
+            factor *= CONFLICT_FACTOR
+    negated = {title[i + 1] for i in range(len(title) - 1) if title[i] in ("without", "not", "no")}
+    if negated and negated & (q.tokens - q.without - {"without", "not"}):
+        factor *= NEGATION_FACTOR
+    if q.without and q.without & (words - negated):
+        factor *= NEGATION_FACTOR
+    return factor

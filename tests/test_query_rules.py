@@ -1,0 +1,169 @@
+"""Query-intent, qualifier and ranking-hygiene rules (bot.codes.query_rules and their use in
+bot.codes.search) on the real code database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.search_bench import load_dev
+from bot.codes.query_rules import (
+    CM_BIT,
+    HCPCS_BIT,
+    PCS_BIT,
+    Qualifiers,
+    normalize_query,
+    qualifier_factor,
+    query_intent,
+    soft_word,
+)
+from bot.codes.search import SearchEngine, _hygiene
+from bot.codes.search_index import FLAG_TERMINATED, tokenize
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV_SETS = [
+    ROOT / "benchmarks" / "data" / "search-dev.tsv",
+    ROOT / "benchmarks" / "data" / "search-dev-v2.tsv",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(codes_db_path: Path) -> Iterator[SearchEngine]:
+    opened = SearchEngine.open(codes_db_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def db(codes_db_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    yield conn
+    conn.close()
+
+
+def test_without_shorthand_is_normalised() -> None:
+    assert tokenize(normalize_query("walker w/o wheels")) == ["walker", "without", "wheel"]
+    assert "without" in tokenize(normalize_query("hernia no gangrene"))
+    assert normalize_query("knee brace") == "knee brace"
+
+
+@pytest.mark.parametrize(
+    ("query", "intent"),
+    [
+        ("lap appendectomy", PCS_BIT),
+        ("orif left ankle", PCS_BIT),
+        ("i&d abscess", PCS_BIT),
+        ("ketorolac 30 mg injection", HCPCS_BIT),
+        ("right side modifier", HCPCS_BIT),
+        ("status post left bka", CM_BIT),
+        ("s/p appendectomy", CM_BIT),
+        ("history of falling", CM_BIT),
+        ("diabetes", 0),
+        ("biopsy 10 mg", 0),  # two sets asked for: no intent
+    ],
+)
+def test_query_intent(query: str, intent: int) -> None:
+    assert query_intent(query) == intent
+
+
+def test_soft_words() -> None:
+    assert soft_word("60") and soft_word("mg") and soft_word("im")
+    assert not soft_word("denosumab")
+
+
+def test_qualifier_conflicts() -> None:
+    right = Qualifiers.of(tokenize("dvt right leg"))
+    assert qualifier_factor(right, tokenize("thrombosis of left leg")) < 1.0
+    assert qualifier_factor(right, tokenize("thrombosis of right leg")) == 1.0
+    assert qualifier_factor(right, tokenize("thrombosis of leg")) == 1.0
+    acute = Qualifiers.of(tokenize("acute heart failure"))
+    assert qualifier_factor(acute, tokenize("chronic heart failure")) < 1.0
+    assert qualifier_factor(acute, tokenize("acute on chronic heart failure")) == 1.0
+    wheels = Qualifiers.of(tokenize("walker with wheels"))
+    assert qualifier_factor(wheels, tokenize("walker folding without wheels")) < 1.0
+    assert qualifier_factor(wheels, tokenize("walker folding wheeled")) == 1.0
+    no_gangrene = Qualifiers.of(tokenize(normalize_query("hernia no gangrene")))
+    assert qualifier_factor(no_gangrene, tokenize("hernia with gangrene")) < 1.0
+    assert qualifier_factor(no_gangrene, tokenize("hernia without gangrene")) == 1.0
+
+
+def _titles(db: sqlite3.Connection, system: str, like: str) -> list[tuple[str, str]]:
+    return db.execute(
+        "SELECT code, title FROM codes WHERE system = ? AND title LIKE ? AND billable = 1",
+        (system, like),
+    ).fetchall()
+
+
+def test_with_ranks_above_without(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    # HCPCS walkers: some titles say "without wheels", some "with wheels"/"wheeled".
+    assert _titles(db, "hcpcs", "%walker%without wheels%")
+    hits = engine.search("walker with wheels", limit=5)
+    assert "without wheels" not in hits[0].title.lower()
+
+
+def test_laterality_of_the_query_wins(engine: SearchEngine) -> None:
+    for side, other in (("right", "left"), ("left", "right")):
+        hits = engine.search(f"acute dvt {side} leg", system="icd10cm", limit=5)
+        top = hits[0].title.lower()
+        assert side in top and other not in top, top
+
+
+def test_procedure_words_ask_for_pcs(engine: SearchEngine) -> None:
+    for query in ("orif ankle", "lap appendectomy", "meniscectomy"):
+        assert engine.search(query, limit=1)[0].system.value == "icd10pcs", query
+
+
+def test_dose_words_ask_for_hcpcs(engine: SearchEngine) -> None:
+    assert engine.search("ketorolac 15 mg", limit=1)[0].system.value == "hcpcs"
+
+
+def test_status_post_asks_for_a_diagnosis(engine: SearchEngine) -> None:
+    hit = engine.search("status post left bka", limit=1)[0]
+    assert hit.system.value == "icd10cm" and hit.code.startswith("Z"), hit
+
+
+def _all_dev_queries() -> list[str]:
+    return [q for path in DEV_SETS for q, _ in load_dev(path)]
+
+
+def test_terminated_codes_never_rank_above_valid_ones(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    rows = db.execute(
+        "SELECT code, title FROM codes WHERE system = 'hcpcs' AND status = 'terminated'"
+        " AND kind = 'code' ORDER BY code LIMIT 400"
+    ).fetchall()
+    terminated = {c for (c,) in db.execute("SELECT code FROM codes WHERE status = 'terminated'")}
+    # The issue's example: G6024 (terminated) ranked first for "colonoscopy with biopsy".
+    for query in ["colonoscopy with biopsy", "colonoscopy", "wheelchair", "knee brace"]:
+        assert not [h.code for h in engine.search(query, limit=5) if h.code in terminated]
+    # The rule itself: a terminated code goes below every valid one at least half as good.
+    state = engine._state()
+    dead = next(d for d in range(state.n_docs) if state.doc_flags[d] & FLAG_TERMINATED)
+    live = next(d for d in range(state.n_docs) if not state.doc_flags[d] & FLAG_TERMINATED)
+    assert [d for d, _ in _hygiene(state, [(dead, 1.0), (live, 0.6)])] == [live, dead]
+    assert [d for d, _ in _hygiene(state, [(dead, 1.0), (live, 0.4)])] == [dead, live]
+    # A terminated code stays findable: its own title finds it.
+    sample = rows[::20]
+    found = sum(
+        any(h.code == code for h in engine.search(title, limit=10)) for code, title in sample
+    )
+    assert found >= 0.8 * len(sample), found
+
+
+def test_header_never_above_its_billable_child(engine: SearchEngine) -> None:
+    for query in _all_dev_queries():
+        hits = engine.search(query, limit=10)
+        for i, header in enumerate(hits):
+            if header.billable:
+                continue
+            key = header.code.replace(".", "")
+            for child in hits[i + 1 :]:
+                assert not (
+                    child.billable
+                    and child.system == header.system
+                    and child.code.replace(".", "").startswith(key)
+                ), (query, header.code, child.code)
