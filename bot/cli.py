@@ -130,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if level not in logging.getLevelNamesMapping():
         level = default_level
     configure_logging(level)
+    if settings.log_format == "json":
+        from bot.json_logs import use_json_logs
+
+        use_json_logs()
     from bot.app import CodeDatabaseMissing
 
     try:

@@ -100,6 +100,10 @@ class Accounts(Protocol):
         """`error` in words when the state database itself failed (full, read-only)."""
         ...
 
+    async def ping(self) -> None:
+        """Raise unless the state database answers (readiness)."""
+        ...
+
     async def close(self) -> None:
         """Release database connections."""
         ...

@@ -208,6 +208,10 @@ class StateAccounts:
         """The state database's own failure in words (naming it), or None."""
         return self.store.storage_problem(error)
 
+    async def ping(self) -> None:
+        """Raise unless the state database answers a trivial query."""
+        await self.store.ping()
+
     # ------------------------------------------------------------------ processed once
 
     async def claim(self, request: Request) -> bool:
