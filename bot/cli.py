@@ -135,10 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_json_logs()
     from bot.app import CodeDatabaseMissing
+    from bot.state import StateDatabaseUnavailable
 
     try:
         return _run(args, settings)
-    except (CodeDatabaseMissing, ConfigError) as error:
+    except (CodeDatabaseMissing, ConfigError, StateDatabaseUnavailable) as error:
         print(f"codebot: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -79,3 +79,19 @@ def test_json_logs_are_one_object_per_line() -> None:
     entry = json.loads(line)
     assert entry["level"] == "WARNING" and entry["logger"] == "codebot.slack"
     assert entry["message"] == "user typed a\nforged line"
+
+
+def test_unreachable_state_database_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], codes_db_path: Path
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("CODEBOT_CODES_DB", str(codes_db_path))
+    monkeypatch.setenv("CODEBOT_DATABASE_URL", "postgresql://codebot:hunter2@127.0.0.1:1/codebot")
+    assert main(["ask", "/code help"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "codebot: state database postgresql://codebot@127.0.0.1:1/codebot cannot be reached: "
+        "ConnectionRefusedError"
+    ]
+    assert "hunter2" not in err
