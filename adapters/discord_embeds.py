@@ -38,6 +38,7 @@ from bot.render import (
     ordered_notes,
     render_cpt_info,
 )
+from bot.render_knowledge import coding_lines
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message).
 CONTENT_MAX = 2000
@@ -346,6 +347,13 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
         # Share what is left between the remaining notes (keeping room for the dates).
         share = (embed.remaining - 80) // (len(notes) - index)
         embed.add_lines_field(label, [f"• {_safe_title(v)}" for v in values], cap=share)
+    coding = coding_lines(card.coding)
+    if coding:  # MS-DRG, MCE, HCC, POA, ICD-9: its own labelled block
+        embed.add_lines_field(
+            "Coding",
+            [f"**{label}:** {_safe_title(value)}" for label, value in coding],
+            cap=max(0, embed.remaining - 80),
+        )
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
     if dates:
         embed.add_field("Dates", ", ".join(dates))

@@ -35,6 +35,7 @@ from bot.render import (
     render_cpt_info,
     render_text,
 )
+from bot.render_knowledge import coding_lines
 
 # ---------------------------------------------------------------- Slack's limits
 # https://docs.slack.dev/reference/block-kit/blocks (and the element/composition pages)
@@ -210,6 +211,11 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
     notes = _notes_text(ordered_notes(card))
     if notes:
         blocks.append(_section(notes))
+
+    coding = coding_lines(card.coding)
+    if coding:  # MS-DRG, MCE, HCC, POA, ICD-9: its own labelled block
+        text = "\n".join(f"*{escape(label)}:* {escape(value)}" for label, value in coding)
+        blocks.append(_section(truncate(text, SECTION_BUDGET)))
 
     if card.team_note:
         author = f" ({escape(card.team_note_author)})" if card.team_note_author else ""

@@ -21,6 +21,7 @@ from typing import Any
 BENCHES: tuple[str, ...] = (
     "system_bench",
     "lookup_bench",
+    "knowledge_bench",
     "search_bench",
     "quota_bench",
     "slack_bench",

@@ -10,6 +10,7 @@ from bot.clock import clock_from_settings
 from bot.codes.catalog import CodeCatalog
 from bot.codes.integrity import check_code_db
 from bot.codes.integrity import describe as describe_damage
+from bot.codes.knowledge import KnowledgeBase
 from bot.codes.search import SearchEngine, SearchIndexError
 from bot.config import Settings
 from bot.service import LookupService
@@ -68,7 +69,16 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         return (cards[0].system.value, cards[0].code) if cards else None
 
     accounts = await open_accounts(settings, resolve=resolve)
-    service = LookupService(catalog, search, accounts, clock=clock_from_settings(settings.today))
+    knowledge = KnowledgeBase.open(settings.codes_db)
+    if warm:
+        knowledge.warm_up()
+    service = LookupService(
+        catalog,
+        search,
+        accounts,
+        clock=clock_from_settings(settings.today),
+        knowledge=knowledge,
+    )
     # a process killed between charging and answering left charges nobody was shown
     await service.refund_undelivered()
     if warm:
@@ -81,3 +91,4 @@ async def open_service(settings: Settings, *, warm: bool = False) -> AsyncIterat
         yield service
     finally:
         await service.close()
+        knowledge.close()

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
     )
 
+    from bot.knowledge_cli import add_parser as add_coding_parser
+
+    add_coding_parser(sub, _day)
+
     search = sub.add_parser("search", help="search codes by words")
     search.add_argument("query", nargs="*")
     search.add_argument("--system", choices=["icd10cm", "icd10pcs", "hcpcs", "cpt"])
@@ -154,6 +158,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _lookup(args, settings)
     if command == "search":
         return _search(args, settings)
+    if command == "coding":
+        from bot.app import open_code_data
+        from bot.clock import clock_from_settings
+        from bot.knowledge_cli import run as run_coding
+
+        open_code_data(settings)  # the same "no code database" answer as lookup
+        return run_coding(args, settings.codes_db, clock_from_settings(settings.today)())
     if command == "ask":
         return asyncio.run(_ask(args, settings))
     if command == "console":
@@ -207,6 +218,14 @@ def _data(args: argparse.Namespace, settings: Settings) -> int:
         today = clock_from_settings(settings.today)()
         for line in describe_releases(database_releases(settings.codes_db), today):
             print(line)
+        from bot.codes.knowledge_build import knowledge_status
+
+        sources = knowledge_status(settings.codes_db)
+        if sources:
+            print(f"Coding knowledge sources ({len(sources)}):")
+        for source in sources:
+            counts = ", ".join(f"{name} {value:,}" for name, value in source.counts.items())
+            print(f"  {source.label:<24} {source.release:<40} {counts} [{source.source}]")
         return EXIT_OK
     from bot.codes.cpt_import import CptImportError, import_cpt
 
@@ -249,6 +268,14 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     tokens = [CodeToken(word, shape_of(word)) for word in words if word]
     day = args.date or clock_from_settings(settings.today)()
     items = CodeResolver(catalog).items(tokens, day)
+    from bot.codes.knowledge import KnowledgeBase
+    from bot.knowledge_cards import with_coding
+
+    knowledge = KnowledgeBase.open(settings.codes_db)
+    try:
+        items = with_coding(items, knowledge, day)
+    finally:
+        knowledge.close()
     if args.json:
         out: list[dict[str, Any]] = []
         for item in items:

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from bot.as_of import split_as_of
 from bot.codes.normalize import CodeShape, is_near_code, normalize_code, shape_of
+from bot.knowledge_grammar import all_icd9, knowledge_action, validate
 from bot.model import CodeSystem
 
 MAX_INPUT_CHARS = 500  # longer messages are refused: no medical code query needs more
@@ -58,6 +59,7 @@ class CommandKind(StrEnum):
     HISTORY = "history"  # /code history E11.9: the code's timeline across releases
     CHANGES = "changes"  # /code changes icd10cm FY2027: what a release added/deleted/revised
     INVALID = "invalid"
+    KNOWLEDGE = "knowledge"  # drg, group, ICD-9 crosswalk, guidelines (bot.knowledge_grammar)
 
 
 FREE_COMMANDS = frozenset(
@@ -162,6 +164,7 @@ _DATED_COMMANDS = frozenset(
         CommandKind.SHARE,
         CommandKind.HISTORY,
         CommandKind.CHANGES,
+        CommandKind.KNOWLEDGE,
     }
 )
 
@@ -186,6 +189,14 @@ def _parse_words(raw: str, text: str, words: list[str]) -> Command:
         return _parse_changes(rest)
     if head == "note":
         return _parse_note(rest)
+    action = knowledge_action(head, rest)
+    if action:
+        usage = validate(action, rest)
+        if usage:
+            return Command(CommandKind.INVALID, text=usage)
+        return Command(CommandKind.KNOWLEDGE, args=(action, *rest))
+    if all_icd9(words):
+        return Command(CommandKind.KNOWLEDGE, args=("icd9", *words))
     if head == "admin":
         return _parse_admin(
             clean_text(_COMMAND_PREFIX.sub("", raw, count=1), keep_mentions=True).split(" ")[1:]

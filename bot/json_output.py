@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.model import CodeCard, CodeRef, CptInfo, NotFound, SearchHit
+from bot.render_knowledge import coding_json
 
 
 def _ref(ref: CodeRef) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def card_json(card: CodeCard) -> dict[str, Any]:
         "effective": dict(card.effective),
         "attributes": {label: value for label, value in card.attributes},
         "source": dict(card.source),
+        "coding": coding_json(card.coding),
     }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.knowledge_model import CodingFacts
+
 
 class CodeSystem(StrEnum):
     """The code sets codebot knows. Values are the names users type (`/code search icd10cm …`)."""
@@ -104,6 +106,7 @@ class CodeCard:
     # ("" = today). See bot/codes/dated.py.
     history: tuple[str, ...] = ()
     as_of: str = ""
+    coding: CodingFacts | None = None  # MS-DRG, MCE, HCC, POA, ICD-9 (bot.knowledge_model)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.model import CodeCard, CptInfo, NotFound, Reply, ReplyItem, ReplyKind, SearchHit
+from bot.render_knowledge import coding_lines
 
 NOTE_LABELS = {
     "inclusion_terms": "Inclusion terms",
@@ -172,6 +173,7 @@ def render_card(card: CodeCard) -> str:
             continue
         tail = f"; … and {more} more" if more else ""
         lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
+    lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
     dates = [
         f"{name.replace('_', ' ')} {value}"
         for name, value in card.effective.items()

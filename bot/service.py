@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from bot.clock import Clock, utc_today
+from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, clean_text, parse
+from bot.knowledge_answers import KnowledgeAnswers
+from bot.knowledge_cards import with_coding
 from bot.metrics import (
     CHARGES,
     DELIVERY_FAILURES,
@@ -108,8 +111,10 @@ class LookupService:
         accounts: Accounts,
         *,
         clock: Clock = utc_today,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
-        """`clock` says what day "today" is (the date of service when none is named)."""
+        """`clock` says what day "today" is (the date of service when none is named);
+        `knowledge` adds MS-DRG, MCE, HCC, POA and GEM facts to the cards."""
         self._catalog = catalog
         self._search = search
         self._accounts = accounts
@@ -118,6 +123,8 @@ class LookupService:
         # request ids answered as duplicates here: their refunds/deliveries are not ours
         self._duplicates: dict[str, None] = {}
         self._spend = SpendGuard(accounts)  # refused users are charged before any search
+        self._knowledge = knowledge
+        self._answers = KnowledgeAnswers(knowledge, catalog) if knowledge is not None else None
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
@@ -255,6 +262,7 @@ class LookupService:
                     return await self._search_reply(request, command.query, None)
                 items = maybe_items
             items, omitted = shown_items(items, command.skipped)
+            items = with_coding(items, self._knowledge, day)
             return await self._cards_reply(
                 request, items, share=kind is CommandKind.SHARE, omitted=omitted
             )
@@ -264,6 +272,8 @@ class LookupService:
             return await self._release_reply(request, command)
         if kind is CommandKind.NOTE:
             return await self._note_reply(request, command)
+        if kind is CommandKind.KNOWLEDGE:
+            return await self._knowledge_reply(request, command)
         return await self._accounts.handle(request, command)
 
     # ------------------------------------------------------------------ lookup
@@ -348,6 +358,32 @@ class LookupService:
             replayed=outcome.replayed,
         )
 
+    # ------------------------------------------------------------------ knowledge
+
+    async def _knowledge_reply(self, request: Request, command: Command) -> Reply:
+        """DRG, grouping, ICD-9 and guideline answers: one paid lookup when they have content."""
+        if self._answers is None:
+            return Reply(ReplyKind.INFO, text=_NO_KNOWLEDGE, title="Not available")
+        cost = self._accounts.cost("lookup")
+        early = await self._spend.charge_first(request, cost)
+        if early is not None and not early.allowed:
+            return _exhausted(early)  # nothing left: refused before any grouping work
+        answer = self._answers.answer(command.args, command.as_of or self._clock())
+        if not answer.found:
+            await self._spend.undo(request, early)
+            return Reply(ReplyKind.INFO, text=answer.text, title=answer.title)
+        outcome = early or await self._accounts.charge(request.user, request.request_id, cost)
+        self._spend.note(request.user, outcome)
+        if not outcome.allowed:
+            return _exhausted(outcome)
+        return Reply(
+            ReplyKind.INFO,
+            text=answer.text,
+            notice=outcome.notice,
+            title=answer.title,
+            replayed=outcome.replayed,
+        )
+
     # ------------------------------------------------------------------ releases
 
     async def _release_reply(self, request: Request, command: Command) -> Reply:
@@ -387,6 +423,7 @@ class LookupService:
         return await self._accounts.handle(request, command)
 
 
+_NO_KNOWLEDGE = "MS-DRG, HCC, GEM and guideline answers are not available in this deployment."
 _CPT_NOT_LOADED = (
     "CPT® descriptors are licensed by the AMA, and no licensed CPT file is loaded. "
     "An admin can load one with `codebot data import-cpt FILE`."

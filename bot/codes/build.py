@@ -184,12 +184,17 @@ def build_code_db(
     progress: Progress = print,
     search_index: bool = True,
     sources: Sequence[tuple[str, SourceLoader]] | None = None,
+    knowledge: bool | None = None,
+    knowledge_writers: list[tuple[str, Any]] | None = None,
 ) -> BuildReport:
     """Build the code database at `output` from the public sources, atomically.
 
     `progress` receives one line per step. With `search_index` (the default; tests of the
     code sets alone skip it), `bot.codes.search_index` adds the search tables.
     `sources` replaces the default loaders (tests use it to inject a failing source).
+    `knowledge` adds the coding-knowledge tables (`bot.codes.knowledge_build`); by default
+    only with the default sources (a test's tiny code set has no use for them);
+    `knowledge_writers` replaces its default sources (tests inject a missing one).
     CPT rows of an existing database at `output` are carried over.
     """
     started = time.perf_counter()
@@ -237,6 +242,10 @@ def build_code_db(
                 preserved[system] = writer.insert(system, rows)
                 conn.execute(_INSERT_SET, set_row)
                 progress(f"  kept {len(rows):,} imported {system} rows from the previous database")
+        if knowledge if knowledge is not None else sources is None:
+            from bot.codes.knowledge_build import build_knowledge
+
+            build_knowledge(conn, progress, knowledge_writers)
         for statement in indexes:
             conn.execute(statement)
         built_at = datetime.now(UTC).replace(microsecond=0).isoformat()

@@ -78,7 +78,11 @@ def _check_contents(conn: sqlite3.Connection, *, thorough: bool) -> list[str]:
     if not thorough:
         return []
     try:
-        found = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchmany(MAX_PROBLEMS)]
+        # one problem per line for the user: SQLite may put several on one row, with newlines
+        found = [
+            " ".join(str(row[0]).split())[:200]
+            for row in conn.execute("PRAGMA quick_check").fetchmany(MAX_PROBLEMS)
+        ]
     except sqlite3.DatabaseError as error:  # damage bad enough that the check itself stops
         return [f"failed the integrity check ({error})"]
     return [] if found == ["ok"] else [f"failed the integrity check: {line}" for line in found]

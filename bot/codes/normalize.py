@@ -112,3 +112,35 @@ def is_cpt_shaped(key: str) -> bool:
 def icd10cm_display(key: str) -> str:
     """Display form of an ICD-10-CM key: a dot after the third character (E119 -> E11.9)."""
     return key if len(key) <= 3 else f"{key[:3]}.{key[3:]}"
+
+
+# ICD-9-CM shapes (issue 10). Only forms no other code set can have are recognised without
+# the `icd9` keyword: a dot after three digits (250.00, 428.0: ICD-10-CM always starts with
+# a letter; PCS, HCPCS and CPT have no dots), a dot after two digits (47.01, a volume 3
+# procedure) and E + three digits + dot (E880.9, where ICD-10-CM's dot comes after E88).
+# V codes (V45.81) and undotted forms (25000 is also a CPT code, 250 a PCS table shape)
+# need `/code icd9 V45.81`.
+_ICD9_DX_DOTTED = re.compile(r"^[0-9]{3}\.[0-9]{1,2}$")
+_ICD9_ECODE_DOTTED = re.compile(r"^E[0-9]{3}\.[0-9]$")
+_ICD9_PROCEDURE_DOTTED = re.compile(r"^[0-9]{2}\.[0-9]{1,2}$")
+_ICD9_ANY_DX = re.compile(r"^(?:[0-9]{3}|V[0-9]{2}|E[0-9]{3})(?:\.?[0-9]{1,2})?$")
+_ICD9_ANY_PROCEDURE = re.compile(r"^[0-9]{2}(?:\.?[0-9]{1,2})?$")
+
+
+def icd9_shape(token: str, *, forced: bool = False) -> str:
+    """ "dx" or "sg" (procedure) when `token` is an ICD-9-CM code, else "".
+
+    Without `forced` only the unambiguous dotted shapes count; with it (the user typed
+    `icd9`), V codes and undotted forms do too.
+    """
+    text = token.strip().upper()
+    if _ICD9_DX_DOTTED.match(text) or _ICD9_ECODE_DOTTED.match(text):
+        return "dx"
+    if _ICD9_PROCEDURE_DOTTED.match(text):
+        return "sg"
+    if forced:
+        if _ICD9_ANY_PROCEDURE.match(text) and "." in text:
+            return "sg"
+        if _ICD9_ANY_DX.match(text):
+            return "dx"
+    return ""
