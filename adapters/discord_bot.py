@@ -36,19 +36,17 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord_choices import choice_pairs
 from adapters.discord_embeds import (
-    CHOICE_TEXT_MAX,
-    CHOICES_MAX,
     OPEN_SELECT_ID,
     RUN_PREFIX,
     DiscordMessage,
-    choice_label,
     error_message,
     render_reply,
 )
 from adapters.discord_shards import ShardedClient, make_client
 from adapters.ops_http import start_ops_server
-from bot.commands import CommandKind, clean_text, parse
+from bot.commands import CommandKind, parse
 from bot.config import ConfigError, Settings
 from bot.model import CodeRef, Reply, Request, UserRef
 
@@ -61,7 +59,13 @@ DEFER_AFTER_SECONDS = 2.0
 SEND_FAILED_TEXT = (
     "Sorry, I couldn't deliver that answer (Discord refused the message). Please try again."
 )
-_COMMAND_WORDS = ("share", "note", "search", "modifier")
+# Discord's error code for a second response to one interaction: another session (another
+# process on the same shard, e.g. during a rolling deploy) answered it first.
+ALREADY_ACKNOWLEDGED = 40060
+
+
+def _answered_elsewhere(error: discord.HTTPException) -> bool:
+    return error.code == ALREADY_ACKNOWLEDGED
 
 
 class Service(Protocol):
@@ -351,23 +355,8 @@ class DiscordAdapter:
 
     def choices(self, current: str) -> list[app_commands.Choice[str]]:
         """Autocomplete choices for what the user typed so far (free, in-process, fast)."""
-        # normalised as the command will be (NFKC, spaces), so `ｓｈａｒｅ　Ｅ１１` completes too
-        text = clean_text(current[:400])
-        lead = ""
-        first, _, rest = text.partition(" ")
-        if first.lower() in _COMMAND_WORDS and rest:
-            # "share E11" completes the code and keeps the command word in the value.
-            lead, text = first.lower() + " ", rest
-        refs = self.service.autocomplete(text, limit=CHOICES_MAX) if text else []
-        choices: list[app_commands.Choice[str]] = []
-        seen: set[str] = set()
-        for ref in refs[:CHOICES_MAX]:
-            value = (lead + ref.code)[:CHOICE_TEXT_MAX]
-            if value in seen:
-                continue  # Discord rejects an answer whose choices repeat a value
-            seen.add(value)
-            choices.append(app_commands.Choice(name=choice_label(ref), value=value))
-        return choices
+        pairs = choice_pairs(self.service.autocomplete, current)
+        return [app_commands.Choice(name=name, value=value) for name, value in pairs]
 
     async def _answer_interaction(
         self, interaction: discord.Interaction[Any], request: Request
@@ -388,16 +377,29 @@ class DiscordAdapter:
                 # Slow: acknowledge now. Ephemerality is fixed by the deferral, so a share
                 # (public) defers publicly.
                 await interaction.response.defer(ephemeral=not public_hint, thinking=True)
-            except discord.HTTPException:
+            except discord.HTTPException as error:
+                if _answered_elsewhere(error):
+                    # another session answers it; our charge attempt (if any) was a replay
+                    log.info("discord: interaction %s answered by another session", interaction.id)
+                    await asyncio.gather(task, return_exceptions=True)
+                    return
                 log.exception("discord: could not defer interaction %s", interaction.id)
                 task.cancel()
                 return
             reply = await task
+        if reply.replayed and request.request_id == str(interaction.id):
+            # This very interaction was already handled: Discord sent it to another session
+            # too (two processes on one shard). That process answers it; nothing to do here.
+            log.info("discord: interaction %s handled by another session", interaction.id)
+            return
         message = render_reply(reply, ephemeral=True)
-        if not await self._deliver(interaction, message):
-            await self.service.refund(request)  # no answer reached the user: no charge
-        else:
+        delivered = await self._deliver(interaction, message)
+        if delivered:
             await self.service.delivered(request)
+        elif delivered is False and not reply.replayed:
+            # no answer reached the user: no charge (a replay charged nothing here, and
+            # refunding it would undo the original's real charge)
+            await self.service.refund(request)
 
     async def on_component(self, interaction: discord.Interaction[Any], text: str) -> None:
         """A button click or select choice: run `text` as a command for the clicking user."""
@@ -410,11 +412,16 @@ class DiscordAdapter:
 
     async def _deliver(
         self, interaction: discord.Interaction[Any], message: DiscordMessage
-    ) -> bool:
-        """Send the answer; False (after telling the user) when Discord refused it."""
+    ) -> bool | None:
+        """Send the answer: True; False (after telling the user) when Discord refused it;
+        None when another session had already answered this interaction (nothing to undo).
+        """
         try:
             await _respond(interaction, message)
         except discord.HTTPException as error:
+            if _answered_elsewhere(error):
+                log.info("discord: interaction %s answered by another session", interaction.id)
+                return None
             log.error("discord: sending the answer failed (%s %s)", error.status, error.code)
             await self._send_failure_notice(interaction)
             return False
@@ -452,6 +459,11 @@ class DiscordAdapter:
             tenant, message.author, text, str(message.channel.id), is_admin, f"msg:{message.id}"
         )
         reply = await self.service.handle(request)
+        if reply.replayed:
+            # The same message reached another session too (two processes on one shard):
+            # the process that handled it first replies; a second reply would double it.
+            log.info("discord: message %s handled by another session", message.id)
+            return
         # A channel message cannot be ephemeral: the answer is a visible reply.
         rendered = render_reply(reply, ephemeral=False)
         try:

@@ -357,6 +357,8 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
     if dates:
         embed.add_field("Dates", ", ".join(dates))
+    if card.history:  # across releases: "new in FY2027", "billable until FY2026"…
+        embed.add_field("History", cut("; ".join(card.history), 600))
     return embed.build()
 
 

@@ -182,6 +182,8 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
     short_title = distinct_short_title(card)
     if short_title:
         summary.append(f"Short title: {escape(short_title)}")
+    if card.history:  # across releases: "new in FY2027", "billable until FY2026"…
+        summary.append(f"_History: {escape(truncate('; '.join(card.history), 600))}_")
     blocks.append(_section("\n".join(summary)))
 
     facts = [(label, value) for label, value in card.attributes if value]

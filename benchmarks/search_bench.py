@@ -1,9 +1,11 @@
 """Search relevance and speed: our engine against two simple baselines.
 
 Run: `python -m benchmarks.search_bench` (uses CODEBOT_CODES_DB or data/build/codes.sqlite,
-building a temporary database when neither exists). Measures on the dev set
-(`CODEBOT_SEARCH_DEV`, default ../shared/eval/search-dev.tsv): recall@5, MRR and latency
-p50/p95 for
+building a temporary database when neither exists). Measures on both dev sets (v1
+`search-dev.tsv`, 54 queries; v2 `search-dev-v2.tsv`, 112 queries in 10 categories from
+`search-dev-v2.categories.tsv`; the shared copies under ../shared/eval/ when present, else
+ours in benchmarks/data/; `CODEBOT_SEARCH_DEV` adds another file): recall@1/5/10, MRR
+(per set and per category) and latency p50/p95 for
 
 * `engine_cold`: bot.codes.search.SearchEngine, each dev query on a fresh engine's caches
   (only the lazy load done); `engine`: after `warm_up()`, as a server runs it;
@@ -14,7 +16,8 @@ p50/p95 for
 
 Also: autocomplete p95 for 1-3 word prefixes and code prefixes, cold start of a fresh process
 (open + first query) with its peak RSS, index build time and the index's size in the file.
-Targets: recall@5 >= 0.95, p50 <= 2 ms, p95 <= 10 ms, autocomplete p95 <= 20 ms,
+Targets: recall@5 >= 0.98 (v1) and >= 0.95 (v2 style), MRR >= 0.85, p50 <= 2 ms, p95 <= 10 ms,
+autocomplete p95 <= 5 ms,
 cold start <= 1.5 s, RSS <= 400 MB.
 """
 
@@ -33,13 +36,20 @@ from typing import Any
 from benchmarks.common import codes_database, percentile
 from bot.codes.search import SearchEngine
 from bot.codes.search_index import build_search_index
+from bot.codes.vocabulary import load_vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shared dev set when the checkout sits beside shared/ (as in CI), else our copy of it.
-_SHARED_DEV = ROOT.parent / "shared" / "eval" / "search-dev.tsv"
-DEFAULT_DEV = (
-    _SHARED_DEV if _SHARED_DEV.is_file() else ROOT / "benchmarks" / "data" / "search-dev.tsv"
-)
+
+
+def _dev_file(name: str) -> Path:
+    """The shared dev file when the checkout sits beside shared/ (as here), else our copy."""
+    shared = ROOT.parent / "shared" / "eval" / name
+    return shared if shared.is_file() else ROOT / "benchmarks" / "data" / name
+
+
+DEFAULT_DEV = _dev_file("search-dev.tsv")
+DEV_V2 = _dev_file("search-dev-v2.tsv")
+DEV_V2_CATEGORIES = _dev_file("search-dev-v2.categories.tsv")
 WRATIO_BUDGET_S = 60.0  # the naive baseline gets at most this long
 CODE_PREFIXES = ["E11", "e11.6", "0DT", "0dtj", "A04", "S72.0", "I1", "J44", "K08", "G0"]
 
@@ -55,6 +65,18 @@ def load_dev(path: Path) -> list[tuple[str, list[str]]]:
     return out
 
 
+def load_categories(path: Path) -> dict[str, str]:
+    """query -> category, from a categories file (query TAB category)."""
+    out: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#") or "\t" not in line:
+                continue
+            query, category = line.split("\t", 1)
+            out[query.strip()] = category.strip()
+    return out
+
+
 def is_hit(code: str, answers: Sequence[str]) -> bool:
     """True when `code` (display form) is one of the acceptable answers."""
     for answer in answers:
@@ -66,12 +88,25 @@ def is_hit(code: str, answers: Sequence[str]) -> bool:
     return False
 
 
+def _figures(ranks: Sequence[int | None]) -> dict[str, float]:
+    n = max(len(ranks), 1)
+    return {
+        "queries": len(ranks),
+        "recall@1": round(sum(1 for r in ranks if r is not None and r <= 1) / n, 3),
+        "recall@5": round(sum(1 for r in ranks if r is not None and r <= 5) / n, 3),
+        "recall@10": round(sum(1 for r in ranks if r is not None) / n, 3),
+        "mrr": round(sum(1.0 / r for r in ranks if r is not None) / n, 3),
+    }
+
+
 def evaluate(
-    dev: Sequence[tuple[str, list[str]]], ranker: Callable[[str], list[str]]
+    dev: Sequence[tuple[str, list[str]]],
+    ranker: Callable[[str], list[str]],
+    categories: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """recall@5, MRR (over the top 10) and latency of one ranker on the dev set."""
-    hits = 0
-    rr = 0.0
+    """recall@1/5/10, MRR (over the top 10) and latency of one ranker on a dev set, also per
+    category when `categories` (query -> category) is given."""
+    ranks: list[int | None] = []
     latencies: list[float] = []
     misses: list[str] = []
     for query, answers in dev:
@@ -79,21 +114,21 @@ def evaluate(
         codes = ranker(query)
         latencies.append((time.perf_counter() - started) * 1000)
         rank = next((i + 1 for i, c in enumerate(codes[:10]) if is_hit(c, answers)), None)
-        if rank is not None:
-            rr += 1.0 / rank
-        if rank is not None and rank <= 5:
-            hits += 1
-        else:
+        ranks.append(rank)
+        if rank is None or rank > 5:
             misses.append(query)
-    n = max(len(dev), 1)
-    return {
-        "queries": len(dev),
-        "recall@5": round(hits / n, 3),
-        "mrr": round(rr / n, 3),
+    out: dict[str, Any] = {
+        **_figures(ranks),
         "p50_ms": round(percentile(latencies, 50), 2),
         "p95_ms": round(percentile(latencies, 95), 2),
         "misses": misses,
     }
+    if categories:
+        by_category: dict[str, list[int | None]] = {}
+        for (query, _answers), rank in zip(dev, ranks, strict=True):
+            by_category.setdefault(categories.get(query, "other"), []).append(rank)
+        out["categories"] = {c: _figures(r) for c, r in sorted(by_category.items())}
+    return out
 
 
 # ---------------------------------------------------------------------- baselines
@@ -198,7 +233,9 @@ def index_build(db: Path) -> dict[str, Any]:
     src.backup(mem)
     src.close()
     started = time.perf_counter()
-    build_search_index(mem, progress=lambda _line: None)
+    vocabulary = load_vocabulary(progress=lambda _line: None)
+    vocab_seconds = time.perf_counter() - started
+    build_search_index(mem, progress=lambda _line: None, vocabulary=vocabulary)
     mem.commit()
     seconds = time.perf_counter() - started
     try:
@@ -215,36 +252,56 @@ def index_build(db: Path) -> dict[str, Any]:
             + mem.execute("SELECT SUM(LENGTH(value)) FROM search_meta").fetchone()[0]
         )
     mem.close()
-    return {"build_s": round(seconds, 2), "index_mb": round((size or 0) / 1e6, 1)}
+    return {
+        "build_s": round(seconds, 2),
+        "vocabulary_s": round(vocab_seconds, 2),
+        "index_mb": round((size or 0) / 1e6, 1),
+    }
 
 
 # ---------------------------------------------------------------------- main
+
+
+def dev_sets() -> list[tuple[str, list[tuple[str, list[str]]], dict[str, str]]]:
+    """(name, queries, categories) of every dev set the bench runs."""
+    sets = [
+        ("v1", load_dev(DEFAULT_DEV), {}),
+        ("v2", load_dev(DEV_V2), load_categories(DEV_V2_CATEGORIES)),
+    ]
+    extra = os.environ.get("CODEBOT_SEARCH_DEV")
+    if extra:
+        sets.append((Path(extra).stem, load_dev(Path(extra)), {}))
+    return sets
 
 
 def run() -> dict[str, Any]:
     """Run every measurement, print a table and return the figures."""
     db, tmp = codes_database()
     try:
-        dev_path = Path(os.environ.get("CODEBOT_SEARCH_DEV", DEFAULT_DEV))
-        dev = load_dev(dev_path)
-        results: dict[str, Any] = {"db": str(db), "dev_set": str(dev_path)}
+        sets = dev_sets()
+        every_query = [pair for _name, dev, _c in sets for pair in dev]
+        results: dict[str, Any] = {"db": str(db), "dev_sets": [name for name, _, _ in sets]}
 
         engine = SearchEngine.open(db)
         started = time.perf_counter()
         engine.search("warm up")  # first query loads the lazy parts: report it apart
         results["engine_first_query_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        results["engine_cold"] = evaluate(
-            dev, lambda q: [h.code for h in engine.search(q, limit=10)]
-        )
+        for name, dev, categories in sets:
+            results[f"engine_cold/{name}"] = evaluate(
+                dev, lambda q: [h.code for h in engine.search(q, limit=10)], categories
+            )
         engine.close()
         # What a server sees: it calls warm_up() at start-up (decodes the biggest lists).
         engine = SearchEngine.open(db)
         started = time.perf_counter()
         engine.warm_up()
         results["engine_warm_up_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        results["engine"] = evaluate(dev, lambda q: [h.code for h in engine.search(q, limit=10)])
+        for name, dev, categories in sets:
+            results[f"engine/{name}"] = evaluate(
+                dev, lambda q: [h.code for h in engine.search(q, limit=10)], categories
+            )
 
-        ac_inputs = autocomplete_inputs(dev)
+        ac_inputs = autocomplete_inputs(every_query)
         ac_ms: list[float] = []
         for text in ac_inputs:
             t = time.perf_counter()
@@ -257,16 +314,19 @@ def run() -> dict[str, Any]:
         }
         engine.close()
 
-        results["fts5"] = evaluate(dev, fts5_ranker(db))
+        fts = fts5_ranker(db)
+        for name, dev, categories in sets:
+            results[f"fts5/{name}"] = evaluate(dev, fts, categories)
 
         wratio = wratio_ranker(db)
         t = time.perf_counter()
-        wratio(dev[0][0] if dev else "x")
+        wratio(every_query[0][0] if every_query else "x")
         per_query = time.perf_counter() - t
+        dev = sets[0][1]
         subset = dev
         if per_query * len(dev) > WRATIO_BUDGET_S:
             subset = dev[:: max(1, int(per_query * len(dev) / WRATIO_BUDGET_S) + 1)]
-        results["wratio"] = evaluate(subset, wratio)
+        results["wratio/v1"] = evaluate(subset, wratio)
 
         results["cold_start"] = cold_start(db)
         results["index"] = index_build(db)
@@ -277,15 +337,29 @@ def run() -> dict[str, Any]:
             tmp.cleanup()
 
 
+def _row(name: str, r: dict[str, Any]) -> str:
+    return (
+        f"{name:<22} {r['queries']:>7} {r['recall@1']:>6.3f} {r['recall@5']:>6.3f}"
+        f" {r['recall@10']:>6.3f} {r['mrr']:>6.3f} {r.get('p50_ms', 0):>7.2f}"
+        f" {r.get('p95_ms', 0):>7.2f}"
+    )
+
+
 def _print(results: dict[str, Any]) -> None:
     print(f"search benchmark on {results['db']}")
-    print(f"{'ranker':<11} {'queries':>7} {'recall@5':>9} {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8}")
-    for name in ("engine_cold", "engine", "fts5", "wratio"):
-        r = results[name]
-        print(
-            f"{name:<11} {r['queries']:>7} {r['recall@5']:>9.3f} {r['mrr']:>6.3f}"
-            f" {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f}"
-        )
+    print(
+        f"{'ranker/set':<22} {'queries':>7} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6}"
+        f" {'p50 ms':>7} {'p95 ms':>7}"
+    )
+    names = [k for k in results if "/" in k]
+    for name in names:
+        print(_row(name, results[name]))
+    for name in names:
+        categories = results[name].get("categories")
+        if categories and name.startswith(("engine/", "fts5/")):
+            print(f"per category, {name}:")
+            for category, r in categories.items():
+                print(_row("  " + category, r))
     ac = results["autocomplete"]
     print(f"autocomplete: {ac['inputs']} inputs, p50 {ac['p50_ms']} ms, p95 {ac['p95_ms']} ms")
     cs = results["cold_start"]
@@ -296,9 +370,13 @@ def _print(results: dict[str, Any]) -> None:
         f" warm_up {results['engine_warm_up_ms']} ms)"
     )
     ix = results["index"]
-    print(f"index: built in {ix['build_s']} s, {ix['index_mb']} MB in the database")
-    if results["engine"]["misses"]:
-        print("engine misses (not in top 5):", "; ".join(results["engine"]["misses"]))
+    print(
+        f"index: built in {ix['build_s']} s (reading the official vocabulary sources"
+        f" {ix['vocabulary_s']} s of it), {ix['index_mb']} MB in the database"
+    )
+    for name in names:
+        if name.startswith("engine/") and results[name]["misses"]:
+            print(f"engine misses on {name} (not in top 5):", "; ".join(results[name]["misses"]))
 
 
 if __name__ == "__main__":

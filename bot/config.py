@@ -55,6 +55,8 @@ class Settings:
     discord_gateway_url: str = ""
     discord_shard_count: int | None = None
     discord_shard_ids: tuple[int, ...] = ()  # empty: every shard of discord_shard_count
+    # HTTP interactions endpoint (adapters/discord_http.py): the application's public key
+    discord_public_key: str = ""
     log_level: str = ""  # empty: the CLI picks (INFO for servers, WARNING for chat)
     # Pins "today" (ISO date) for demos and tests; empty: the UTC date (bot/clock.py).
     today: str = ""
@@ -167,6 +169,7 @@ class Settings:
             discord_gateway_url=pick("DISCORD_GATEWAY_URL", "discord_gateway_url"),
             discord_shard_count=shard_count,
             discord_shard_ids=shard_ids,
+            discord_public_key=_public_key(pick("DISCORD_PUBLIC_KEY", "discord_public_key")),
             log_level=pick("CODEBOT_LOG_LEVEL", "log_level").upper(),
             today=today,
         )
@@ -219,3 +222,13 @@ def parse_shard_ids(text: str, shard_count: int | None) -> tuple[int, ...]:
             raise ConfigError(f"DISCORD_SHARD_IDS names shard {min(ids & span)} twice")
         ids |= span
     return tuple(sorted(ids))
+
+
+def _public_key(text: str) -> str:
+    """DISCORD_PUBLIC_KEY: the application's Ed25519 public key, 64 hex digits (or empty)."""
+    text = text.strip().lower()
+    if text and (len(text) != 64 or any(c not in "0123456789abcdef" for c in text)):
+        raise ConfigError(
+            "DISCORD_PUBLIC_KEY must be 64 hex digits (Developer Portal, General Information)"
+        )
+    return text

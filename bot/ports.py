@@ -140,6 +140,10 @@ class CodeLookup(Protocol):
         """What a release changed (the release in force on `day` when `release` is '')."""
         ...
 
+    def valid_on(self, refs: list[tuple[str, str]], day: date) -> list[bool]:
+        """For each (system, display code): was it a code on `day`?"""
+        ...
+
 
 class CodeSearch(Protocol):
     """Word search over every code set (bot/codes/search.py)."""

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date
 
 from bot.clock import Clock, utc_today
 from bot.codes.knowledge import KnowledgeBase
@@ -45,6 +46,7 @@ from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRec
 from bot.release_replies import changes_answer, history_answer
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
+from bot.search_validity import OVERFETCH, valid_first
 from bot.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,11 @@ class LookupService:
         try:
             # the same normalisation as a command (NFKC: full-width Ｅ１１ is E11)
             text = clean_text(prefix[:400])[:100]
-            return self._search.autocomplete(text, limit=limit) if text else []
+            if not text:
+                return []
+            # the release in force today: deleted and terminated codes after valid ones
+            refs = self._search.autocomplete(text, limit=min(limit * OVERFETCH, 50))
+            return valid_first(refs, self._clock(), self._catalog.valid_on, limit)
         except Exception:
             log.exception("autocomplete failed")
             return []
@@ -259,7 +265,7 @@ class LookupService:
             else:
                 maybe_items = self._resolver.items_or_none(command.codes, day)
                 if maybe_items is None:
-                    return await self._search_reply(request, command.query, None)
+                    return await self._search_reply(request, command.query, None, day)
                 items = maybe_items
             items, omitted = shown_items(items, command.skipped)
             items = with_coding(items, self._knowledge, day)
@@ -267,7 +273,7 @@ class LookupService:
                 request, items, share=kind is CommandKind.SHARE, omitted=omitted
             )
         if kind is CommandKind.SEARCH:
-            return await self._search_reply(request, command.query, command.system)
+            return await self._search_reply(request, command.query, command.system, command.as_of)
         if kind in (CommandKind.HISTORY, CommandKind.CHANGES):
             return await self._release_reply(request, command)
         if kind is CommandKind.NOTE:
@@ -327,14 +333,21 @@ class LookupService:
 
     # ------------------------------------------------------------------ search
 
-    async def _search_reply(self, request: Request, query: str, system: CodeSystem | None) -> Reply:
+    async def _search_reply(
+        self, request: Request, query: str, system: CodeSystem | None, day: date | None = None
+    ) -> Reply:
         if system is CodeSystem.CPT and not self._catalog.has_cpt():
             return Reply(ReplyKind.INFO, text=_CPT_NOT_LOADED, title="CPT® not loaded")
         cost = self._accounts.cost("search")
         early = await self._spend.charge_first(request, cost)
         if early is not None and not early.allowed:
             return _exhausted(early)  # nothing left: refused before any search work
-        hits: Sequence[SearchHit] = self._search.search(query, system=system, limit=SEARCH_LIMIT)
+        hits: Sequence[SearchHit] = valid_first(
+            self._search.search(query, system=system, limit=SEARCH_LIMIT * OVERFETCH),
+            day or self._clock(),
+            self._catalog.valid_on,
+            SEARCH_LIMIT,
+        )
         shown_query = query[:100]
         if not hits:
             await self._spend.undo(request, early)

@@ -90,8 +90,9 @@ _SOFT_WORDS = frozenset(
 
 
 def soft_word(token: str) -> bool:
-    """A number, dose unit or route: a word whose absence from a title costs little."""
-    return token[:1].isdigit() or token in _SOFT_WORDS
+    """A number, dose unit, route or lone letter ("s/p", "i&d" leave "s", "p", "i", "d"):
+    a word whose absence from a title costs little."""
+    return token[:1].isdigit() or token in _SOFT_WORDS or len(token) == 1
 
 
 # Groups of mutually exclusive qualifiers (normalised tokens).

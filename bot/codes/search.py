@@ -100,7 +100,9 @@ from bot.model import CodeRef, CodeSystem, SearchHit
 MAX_QUERY_CHARS = 256  # longer input is cut: nobody types a paragraph into a code search
 MAX_TERMS = 10  # tokens per query after stopwords; the rest add cost and no precision
 MAX_LIMIT = 100
-CANDIDATE_CAP = 600  # documents scored per variant at most (the best by prior)
+CANDIDATE_CAP = 400  # documents scored per variant at most (the best by prior)
+SKIP_ONE_CAP = 150  # few full matches: the best documents missing one term, per term
+ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per term
 RERANK_DEPTH = 40  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
@@ -591,6 +593,7 @@ class SearchEngine:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
+        done: set[frozenset[tuple[str, ...]]] = set()
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
             head_term: _Term | None = None
@@ -599,10 +602,14 @@ class SearchEngine:
                 term = self._term(state, alts) if alts else None
                 if term is None:
                     dropped += 1
-                else:
+                elif all(t.tokens != term.tokens for t in terms):  # a repeat adds nothing
                     terms.append(term)
                     if k == head_slot:
                         head_term = term
+            signature = frozenset(t.tokens for t in terms)
+            if signature in done:
+                continue
+            done.add(signature)
             if not terms:
                 continue
             factor = weight * DROPPED_TERM_FACTOR**dropped
@@ -751,8 +758,12 @@ class SearchEngine:
         intent: int = 0,
         qualifiers: Qualifiers | None = None,
     ) -> dict[int, float]:
+        numeric = [soft_word(t.tokens[0]) for t in terms]
         alls: list[frozenset[int]] = []
-        for term in terms:
+        for term, soft in zip(terms, numeric, strict=True):
+            # Soft words (numbers, units, single letters) score but do not pick candidates.
+            if soft and not all(numeric):
+                continue
             if len(term.alts) == 1:
                 alls.append(term.alts[0][0].every)
             else:
@@ -762,22 +773,21 @@ class SearchEngine:
         if allowed is not None:
             full = full & allowed
         candidates: set[int] = set(_best(full, CANDIDATE_CAP))
-        if len(candidates) < 40 and len(terms) > 1:
+        if len(candidates) < 40 and len(alls) > 1:
             for skip in range(len(alls)):
                 rest = [s for j, s in enumerate(alls) if j != skip]
                 rest.sort(key=len)
                 part = rest[0].intersection(*rest[1:])
                 if allowed is not None:
                     part = part & allowed
-                candidates.update(_best(part, 300))
+                candidates.update(_best(part, SKIP_ONE_CAP))
             if len(candidates) < 40:
                 for s in by_size:
                     part = s & allowed if allowed is not None else s
-                    candidates.update(_best(part, 200))
+                    candidates.update(_best(part, ANY_TERM_CAP))
         if not candidates:
             return {}
 
-        numeric = [soft_word(t.tokens[0]) for t in terms]
         total_idf = sum(
             t.idf * (SOFT_IDF_SHARE if soft else 1.0)
             for t, soft in zip(terms, numeric, strict=True)

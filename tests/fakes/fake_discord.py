@@ -7,7 +7,8 @@ fake implements only what the client uses, shaped like Discord's payloads:
 REST: `GET /users/@me`, `GET /oauth2/applications/@me`, `GET /gateway/bot`, application
 command `PUT/GET` (global and guild), `POST /interactions/{id}/{token}/callback`, webhook
 follow-ups `POST/PATCH/GET/DELETE /webhooks/{app_id}/{token}[/messages/{id}]`,
-`POST /channels/{id}/messages`. Every call is recorded (`calls`) so tests can read what the
+`POST /channels/{id}/messages`. An interaction takes one callback: a second gets 400 with
+code 40060, as Discord answers it. Every call is recorded (`calls`) so tests can read what the
 bot sent, and `fail_next` makes the next matching call fail (REST error tests).
 
 Gateway: HELLO (op 10) on connect, IDENTIFY (op 2) answered with READY then GUILD_CREATE,
@@ -45,6 +46,7 @@ API_PREFIX = "/api/v10"
 MESSAGE_CONTENT_INTENT = 1 << 15
 EPHEMERAL_FLAG = 1 << 6
 MANAGE_GUILD = 1 << 5
+ALREADY_ACKNOWLEDGED = 40060  # Discord's code for a second response to one interaction
 # A typical member's permissions (view, send, read history...) without Manage Server.
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 6) | (1 << 31)
 ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
@@ -118,6 +120,7 @@ class FakeDiscord:
         self.guild_ids = guild_ids
         self.channel_ids = {gid: str(int(gid) + 100) for gid in guild_ids}
         self.calls: list[Call] = []
+        self.acknowledged: set[str] = set()  # interaction ids that got their one response
         self.refused: list[list[str]] = []  # 50035 refusals: what real Discord would refuse
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.identifies: list[dict[str, Any]] = []
@@ -550,6 +553,15 @@ class FakeDiscord:
                 return _json(self.commands.get(scope, []))
         callback = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if callback and method == "POST":
+            if callback.group(1) in self.acknowledged:  # like Discord: one response only
+                return _json(
+                    {
+                        "message": "Interaction has already been acknowledged.",
+                        "code": ALREADY_ACKNOWLEDGED,
+                    },
+                    status=400,
+                )
+            self.acknowledged.add(callback.group(1))
             return self._callback(callback.group(1), body, call)
         webhook = re.fullmatch(r"/webhooks/(\d+)/([^/]+)(?:/messages/([^/]+))?", path)
         if webhook:
