@@ -186,3 +186,21 @@ def test_bad_history_and_changes_requests_are_refused(text: str) -> None:
     from bot.commands import CommandKind, parse
 
     assert parse(text).kind is CommandKind.INVALID
+
+
+def test_deleted_codes_name_the_codes_added_below_them(catalog: CodeCatalog) -> None:
+    text = gzip.decompress(ADDENDA_2027.read_bytes()).decode("ascii")
+    added = [
+        line[15:22].strip()
+        for line in text.splitlines()
+        if line.startswith("Add:") and line[13] == "1"
+    ]
+    expected = [key for key in added if key.startswith("D691")]
+    assert expected  # the addenda add billable codes below D69.1
+    card = cm(catalog, "D69.1", AFTER)
+    shown = " ".join(f"{key[:3]}.{key[3:]}" for key in expected)
+    assert any(line.endswith(f"→ use {shown}") for line in card.history)
+    changes = catalog.changes("icd10cm", "FY2027", AFTER, full=True)
+    assert changes is not None
+    (entry,) = [e for e in changes.entries if e.change == "deleted" and e.code == "D69.1"]
+    assert entry.replaced_by == shown
