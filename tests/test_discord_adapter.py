@@ -90,8 +90,18 @@ class Harness:
         )
 
     async def slash(self, query: str, **kwargs: Any) -> Call:
-        """`/code query:<query>` and its callback."""
-        return await self.interact(self.fake.slash_payload(query, **kwargs))
+        """`/code query:<query>` and the call that carried its answer: the callback, or the
+        follow-up when the answer was deferred (a loaded machine can take over 2 s)."""
+        payload = self.fake.slash_payload(query, **kwargs)
+        start = len(self.fake.calls)
+        call = await self.interact(payload)
+        if call.json.get("type") != 5:  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+            return call
+        return await self.fake.wait_for_call(
+            lambda c: c.path.startswith(f"/webhooks/{self.fake.app_id}/{payload['token']}"),
+            after=start,
+            timeout=10.0,
+        )
 
     async def message(self, payload: dict[str, Any]) -> Call:
         """Dispatch MESSAGE_CREATE and return the bot's channel message."""
