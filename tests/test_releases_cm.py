@@ -80,13 +80,12 @@ def test_changes_counts_equal_the_addenda_summary(catalog: CodeCatalog) -> None:
     assert changes.counts == addenda_summary()
 
 
-def test_fy2025_april_to_fy2026_diff_from_the_two_xmls(catalog: CodeCatalog) -> None:
-    with_tmp = Path(__file__).parent / ".fy2025.xml"
-    with_tmp.write_bytes(read_member(SIMPLE_2025, XML_2025))
-    try:
-        old = rows_snapshot(icd10cm.load(with_tmp).rows)
-    finally:
-        with_tmp.unlink()
+def test_fy2025_april_to_fy2026_diff_from_the_two_xmls(
+    catalog: CodeCatalog, tmp_path: Path
+) -> None:
+    xml = tmp_path / "icd10cm-tabular-April-2025.xml"
+    xml.write_bytes(read_member(SIMPLE_2025, XML_2025))
+    old = rows_snapshot(icd10cm.load(xml).rows)
     new = rows_snapshot(icd10cm.load().rows)
     added = {k for k, v in new.items() if v[2] and not (k in old and old[k][2])}
     deleted = {k for k, v in old.items() if v[2] and not (k in new and new[k][2])}
