@@ -202,7 +202,7 @@ async def test_slash_lookup_answers_with_embed(bot: Harness) -> None:
     embed = message["embeds"][0]
     assert embed["title"].startswith("E11.9")
     assert "Type 2 diabetes mellitus without complications" in embed["description"]
-    assert [b["custom_id"] for b in buttons(message)] == ["cb:run:share E11.9"]
+    assert [b["custom_id"] for b in buttons(message)] == ["cb:run:share E11.9", "cb:run:full E11.9"]
     assert message["allowed_mentions"] == {"parse": []}
 
 
