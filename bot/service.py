@@ -43,6 +43,7 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.recently_shown import RecentlyShown
 from bot.release_replies import changes_answer, history_answer
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
@@ -58,12 +59,16 @@ HELP_TEXT = """\
 codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 (and CPT® once an admin loads a licensed file).
 • /code E11.9 — look a code up (several at once: /code E11.9 I10 A0425; case and dots don't matter)
+• /code full E11.9 — the whole card, every note (free right after the lookup)
 • /code E11 — a category: not billable, with its children
 • /code -LT or /code modifier LT — HCPCS modifiers
 • /code knee brace — search by words (typos are fine)
 • /code search icd10cm knee — search one code set (icd10cm, icd10pcs, hcpcs, cpt)
 • /code E11.9 on 2025-03-01 — as of a date of service (also dos 2025-03-01, @2025-03-01)
 • /code history E11.9 · /code changes icd10cm FY2027 — a code's timeline; what a release changed
+• /code drg 291 · /code group I50.20 N17.9 age 70 sex F — an MS-DRG; group a claim (MCE edits too)
+• /code 250.00 · /code icd9 V45.81 · /code crosswalk E11.9 — ICD-9-CM and the GEM crosswalks
+• /code guidelines sepsis · /code guideline I.C.1.d — the Official Guidelines, quoted
 • /code share E11.9 — post a code to the channel
 • /code recent · /code stats — the team's recent lookups and usage
 • /code note E11.9 TEXT — a team note on a code (/code note E11.9 delete removes it)
@@ -121,6 +126,7 @@ class LookupService:
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+        self._shown = RecentlyShown()  # cards each user just saw: their full card is free
         self._clock = clock
         # request ids answered as duplicates here: their refunds/deliveries are not ours
         self._duplicates: dict[str, None] = {}
@@ -256,7 +262,7 @@ class LookupService:
             return Reply(ReplyKind.INFO, text=HELP_TEXT, title="codebot help")
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
-        if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+        if kind in (CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.FULL):
             day = command.as_of or self._clock()
             # Only a parse that kept the text as a query may fall back to a search; resolve
             # the codes once either way.
@@ -270,7 +276,11 @@ class LookupService:
             items, omitted = shown_items(items, command.skipped)
             items = with_coding(items, self._knowledge, day)
             return await self._cards_reply(
-                request, items, share=kind is CommandKind.SHARE, omitted=omitted
+                request,
+                items,
+                share=kind is CommandKind.SHARE,
+                omitted=omitted,
+                full=kind is CommandKind.FULL,
             )
         if kind is CommandKind.SEARCH:
             return await self._search_reply(request, command.query, command.system, command.as_of)
@@ -291,13 +301,20 @@ class LookupService:
         *,
         share: bool,
         omitted: tuple[str, ...] = (),
+        full: bool = False,
     ) -> Reply:
-        """Cards, charged one per card shown (`items` is already what every platform shows)."""
+        """Cards, charged one per card shown (`items` is already what every platform shows).
+
+        A full card of a code this user was just shown costs nothing more.
+        """
         cards = [item for item in items if isinstance(item, CodeCard)]
         title = ", ".join(_card_label(item) for item in items[:5])
         if not cards:
-            return Reply(ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted)
-        cost = self._accounts.cost("share" if share else "lookup") * len(cards)
+            return Reply(
+                ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted, full=full
+            )
+        paid = [c for c in cards if not (full and self._shown.was_shown(request.user, c))]
+        cost = self._accounts.cost("share" if share else "lookup") * len(paid)
         # one round trip: the charge, then (if allowed) the team notes on these cards
         outcome, notes = await self._accounts.charge_and_notes(
             request.user,
@@ -319,7 +336,8 @@ class LookupService:
         except Exception:
             await self._accounts.refund(request.user, request.request_id)
             raise
-        actions = () if share else card_actions(cards)
+        self._shown.remember(request.user, cards)
+        actions = () if share else card_actions(cards, full=full)
         return Reply(
             ReplyKind.CARDS,
             items=with_notes,
@@ -329,6 +347,7 @@ class LookupService:
             title=title,
             replayed=outcome.replayed,
             omitted=omitted,
+            full=full,
         )
 
     # ------------------------------------------------------------------ search
