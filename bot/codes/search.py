@@ -71,6 +71,7 @@ from bot.codes.search_index import (
     CTX_EXTERNAL,
     CTX_HISTORY,
     CTX_INDUCED,
+    CTX_METASTATIC,
     CTX_NONCOVERED,
     CTX_PERINATAL,
     CTX_POISONING,
@@ -164,6 +165,7 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_QUALITY: 0.75,
     CTX_COMMERCIAL: 0.92,
     CTX_NONCOVERED: 0.8,
+    CTX_METASTATIC: 0.9,
 }
 
 
