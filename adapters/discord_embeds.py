@@ -275,6 +275,41 @@ class _EmbedBuilder:
             text += f"\n{ELLIPSIS} and {hidden} more"
         return self.add_field(name, text.strip(), cap=limit)
 
+    def add_split_fields(self, name: str, lines: Sequence[str], *, cap: int) -> None:
+        """Every line, in as many fields named `name` ("… (cont.)") as the lines need, all
+        within `cap` characters; what still does not fit ends in "… and N more"."""
+        start = 0
+        part_name = name
+        while start < len(lines):
+            room = min(cap, self.remaining) - len(part_name) - 2
+            if room < 40 or len(self.data["fields"]) >= EMBED_FIELDS_MAX:
+                return
+            value_room = min(FIELD_VALUE_MAX, room)
+            chunk: list[str] = []
+            size = 0
+            for line in lines[start:]:
+                line = cut(line, value_room)
+                if chunk and size + len(line) + 1 > value_room:
+                    break
+                chunk.append(line)
+                size += len(line) + 1
+            last_field = len(self.data["fields"]) == EMBED_FIELDS_MAX - 1
+            rest = len(lines) - start - len(chunk)
+            if rest and (last_field or room - size < 60):
+                more = f"{ELLIPSIS} and {rest} more"
+                while chunk and size + len(more) + 1 > value_room:
+                    size -= len(chunk.pop()) + 1
+                    rest += 1
+                    more = f"{ELLIPSIS} and {rest} more"
+                chunk.append(more)
+                start = len(lines)
+            else:
+                start += len(chunk)
+            before = self.used
+            self.add_field(part_name, "\n".join(chunk), cap=value_room)
+            cap -= self.used - before
+            part_name = f"{name} (cont.)"
+
     def footer(self, text: str) -> None:
         if text and self.remaining > 0:
             self.data["footer"] = {"text": self._take(cut(text, FOOTER_MAX))}
@@ -291,7 +326,9 @@ def _safe_title(text: str) -> str:
     return escape_user_text(text)
 
 
-def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
+def _card_embed(card: CodeCard, budget: int, full: bool = False) -> dict[str, Any]:
+    """A card as one embed within `budget` characters; `full` lists every child loaded and
+    every note line, over several fields where one field (1,024) is too small."""
     if card.status == "terminated":
         color = COLOR_TERMINATED
     elif card.billable or card.kind == "modifier":
@@ -340,14 +377,29 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
             f"`{c.code}` {_safe_title(c.title)}{'' if c.billable else ' (header)'}"
             for c in card.children[:MAX_CHILDREN_LINES]
         ]
-        embed.add_lines_field(f"Children ({total})", lines, total, cap=budget * 25 // 100)
+        if full:
+            lines = [
+                f"`{c.code}` {_safe_title(c.title)}{'' if c.billable else ' (header)'}"
+                for c in card.children
+            ]
+            if total > len(lines):
+                lines.append(f"{ELLIPSIS} and {total - len(lines)} more below")
+            embed.add_split_fields(f"Children ({total})", lines, cap=budget * 50 // 100)
+        else:
+            embed.add_lines_field(f"Children ({total})", lines, total, cap=budget * 25 // 100)
     notes = ordered_notes(card)
+    coding = coding_lines(card.coding)
+    # a full card's notes leave room for the coding facts that follow them
+    coding_room = sum(len(label) + len(value) + 10 for label, value in coding)
     for index, (key, values) in enumerate(notes):
         label = note_label(key)
         # Share what is left between the remaining notes (keeping room for the dates).
         share = (embed.remaining - 80) // (len(notes) - index)
-        embed.add_lines_field(label, [f"• {_safe_title(v)}" for v in values], cap=share)
-    coding = coding_lines(card.coding)
+        bullets = [f"• {_safe_title(v)}" for v in values]
+        if full:  # most decisive first, each takes what it needs (the card fits 6,000)
+            embed.add_split_fields(label, bullets, cap=embed.remaining - 40 - coding_room)
+        else:
+            embed.add_lines_field(label, bullets, cap=share)
     if coding:  # MS-DRG, MCE, HCC, POA, ICD-9: its own labelled block
         embed.add_lines_field(
             "Coding",
@@ -357,6 +409,8 @@ def _card_embed(card: CodeCard, budget: int) -> dict[str, Any]:
     dates = [f"{name} {value}" for name, value in card.effective.items() if value]
     if dates:
         embed.add_field("Dates", ", ".join(dates))
+    if card.history:  # across releases: "new in FY2027", "billable until FY2026"…
+        embed.add_field("History", cut("; ".join(card.history), 600))
     return embed.build()
 
 
@@ -379,9 +433,9 @@ def _cpt_embed(item: CptInfo, budget: int) -> dict[str, Any]:
     return embed.build()
 
 
-def _item_embed(item: ReplyItem, budget: int) -> dict[str, Any]:
+def _item_embed(item: ReplyItem, budget: int, full: bool = False) -> dict[str, Any]:
     if isinstance(item, CodeCard):
-        return _card_embed(item, budget)
+        return _card_embed(item, budget, full)
     if isinstance(item, NotFound):
         return _not_found_embed(item, budget)
     if isinstance(item, CptInfo):
@@ -499,7 +553,7 @@ def render_reply(reply: Reply, *, ephemeral: bool = True) -> DiscordMessage:
         # Leave room for the footer (quota notice) and split the rest evenly, so ten cards
         # still fit the 6,000-character total of one message.
         budget = (EMBED_TOTAL_MAX - 300) // len(shown)
-        message.embeds = [_item_embed(item, budget) for item in shown]
+        message.embeds = [_item_embed(item, budget, reply.full) for item in shown]
         if len(items) > len(shown):
             message.content = f"Showing {len(shown)} of {len(items)} results."
         omitted = omitted_line(reply)

@@ -175,21 +175,29 @@ def _card_header(card: CodeCard) -> dict[str, Any]:
     return {"type": "header", "text": _plain(f"{card.code} · {card.system.label}", MAX_HEADER)}
 
 
-def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
-    """The full card: header, title + status, facts, hierarchy, children, notes, team note."""
+def _card_blocks(card: CodeCard, full: bool = False) -> list[dict[str, Any]]:
+    """The card: header, title + status, facts, hierarchy, children, notes, team note.
+
+    `full` (`/code full`, the Full card button) keeps everything: every fact, every child
+    loaded and every note line, spread over as many sections as Slack's limits need.
+    """
     blocks: list[dict[str, Any]] = [_card_header(card)]
     summary = [f"*{escape(card.title)}*", _status_line(card)]
     short_title = distinct_short_title(card)
     if short_title:
         summary.append(f"Short title: {escape(short_title)}")
+    if card.history:  # across releases: "new in FY2027", "billable until FY2026"…
+        summary.append(f"_History: {escape(truncate('; '.join(card.history), 600))}_")
     blocks.append(_section("\n".join(summary)))
 
     facts = [(label, value) for label, value in card.attributes if value]
     facts.extend((name.capitalize(), value) for name, value in card.effective.items() if value)
-    if facts:
+    value_chars = MAX_FIELD - 200 if full else FIELD_VALUE_CHARS
+    groups = range(0, len(facts), MAX_FIELDS) if full else range(0, min(len(facts), 1))
+    for start in groups:
         fields = [
-            _mrkdwn_field(f"*{escape(label)}*\n{escape(truncate(value, FIELD_VALUE_CHARS))}")
-            for label, value in facts[:MAX_FIELDS]
+            _mrkdwn_field(f"*{escape(label)}*\n{escape(truncate(value, value_chars))}")
+            for label, value in facts[start : start + MAX_FIELDS]
         ]
         blocks.append({"type": "section", "fields": fields})
 
@@ -199,18 +207,24 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
 
     if card.children:
         total = children_count(card)
-        lines = _lines_within(
-            [_ref_line(child) for child in card.children],
-            SECTION_BUDGET,
-            total=total,
-            max_lines=CHILDREN_SHOWN,
-        )
         heading = f"*Codes under {escape(card.code)}* ({total})"
-        blocks.append(_section("\n".join([heading, *lines])))
+        child_lines = [_ref_line(child) for child in card.children]
+        if full:
+            if total > len(child_lines):
+                child_lines.append(f"… and {total - len(child_lines)} more below")
+            blocks.extend(_section(text) for text in _chunks([heading, *child_lines]))
+        else:
+            lines = _lines_within(
+                child_lines, SECTION_BUDGET, total=total, max_lines=CHILDREN_SHOWN
+            )
+            blocks.append(_section("\n".join([heading, *lines])))
 
-    notes = _notes_text(ordered_notes(card))
-    if notes:
-        blocks.append(_section(notes))
+    if full:
+        blocks.extend(_section(text) for text in _chunks(_full_note_lines(ordered_notes(card))))
+    else:
+        notes = _notes_text(ordered_notes(card))
+        if notes:
+            blocks.append(_section(notes))
 
     coding = coding_lines(card.coding)
     if coding:  # MS-DRG, MCE, HCC, POA, ICD-9: its own labelled block
@@ -222,6 +236,30 @@ def _card_blocks(card: CodeCard) -> list[dict[str, Any]]:
         note = truncate(escape(card.team_note), SECTION_BUDGET - 100)
         blocks.append(_section(f":memo: *Team note*{author}: {note}"))
     return blocks
+
+
+def _full_note_lines(notes: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """Every note line: a bold label per kind, then one bullet per item or sentence."""
+    lines: list[str] = []
+    for key, values in notes:
+        lines.append(f"*{escape(note_label(key))}*")
+        lines.extend(f"• {escape(truncate(value, SECTION_BUDGET - 10))}" for value in values)
+    return lines
+
+
+def _chunks(lines: Sequence[str]) -> list[str]:
+    """Lines packed into texts of at most SECTION_BUDGET characters (never split a line)."""
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) > SECTION_BUDGET:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _mrkdwn_field(text: str) -> dict[str, Any]:
@@ -266,9 +304,11 @@ def _compact_card(card: CodeCard) -> dict[str, Any]:
     )
 
 
-def _item_blocks(item: CodeCard | NotFound | CptInfo | SearchHit) -> list[dict[str, Any]]:
+def _item_blocks(
+    item: CodeCard | NotFound | CptInfo | SearchHit, full: bool = False
+) -> list[dict[str, Any]]:
     if isinstance(item, CodeCard):
-        return _card_blocks(item)
+        return _card_blocks(item, full)
     if isinstance(item, NotFound):
         lines = [f":grey_question: {escape(item.message)}"]
         if item.suggestions:
@@ -286,13 +326,18 @@ def _cards_blocks(reply: Reply, budget: int) -> list[dict[str, Any]]:
     items = list(reply.items)
     for index, item in enumerate(items):
         remaining_after = len(items) - index - 1
-        full = _item_blocks(item)
+        laid_out = _item_blocks(item, reply.full)
         separator = [{"type": "divider"}] if blocks else []
         # each later item needs at least a divider and one block
-        if len(blocks) + len(separator) + len(full) + 2 * remaining_after <= budget:
-            blocks.extend(separator + full)
+        if len(blocks) + len(separator) + len(laid_out) + 2 * remaining_after <= budget:
+            blocks.extend(separator + laid_out)
             continue
-        compact = _compact_card(item) if isinstance(item, CodeCard) else full[0]
+        if reply.full and isinstance(item, CodeCard):
+            laid_out = _card_blocks(item)  # a full card with no room left: the short layout
+            if len(blocks) + len(separator) + len(laid_out) + 2 * remaining_after <= budget:
+                blocks.extend(separator + laid_out)
+                continue
+        compact = _compact_card(item) if isinstance(item, CodeCard) else laid_out[0]
         if len(blocks) + len(separator) + 1 + 2 * remaining_after <= budget:
             blocks.extend([*separator, compact])
             continue
@@ -376,6 +421,10 @@ def reply_to_message(reply: Reply) -> dict[str, Any]:
         )
         for index, action in enumerate(a for a in reply.actions if a.kind == "share")
     ]
+    buttons.extend(
+        _button(action.label, f"{ACTION_PREFIX}full_{index}", action.value)
+        for index, action in enumerate(a for a in reply.actions if a.kind == "full")
+    )
     budget = MAX_BLOCKS - len(trailer) - 1  # one for the buttons row
     if reply.kind is ReplyKind.CARDS:
         omitted = omitted_line(reply)

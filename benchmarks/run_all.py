@@ -23,6 +23,7 @@ BENCHES: tuple[str, ...] = (
     "lookup_bench",
     "knowledge_bench",
     "search_bench",
+    "hostile_bench",
     "quota_bench",
     "slack_bench",
     "discord_bench",

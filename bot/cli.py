@@ -84,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=_day, help="date of service, e.g. 2025-03-01 (default today)"
     )
 
+    changes = sub.add_parser("changes", help="what a release added, deleted and revised")
+    changes.add_argument("system", nargs="?", default="icd10cm", help="icd10cm, icd10pcs, hcpcs")
+    changes.add_argument("release", nargs="?", default="", help="FY2027, 2026-01 (default: today)")
+    changes.add_argument("--date", type=_day, help="the release in force on this date")
+    changes.add_argument("--json", action="store_true")
+
+    history = sub.add_parser("history", help="a code's timeline across the releases held")
+    history.add_argument("code")
+
     for name, help_text in (("ask", "one chat turn"), ("console", "interactive chat")):
         chat = sub.add_parser(name, help=help_text)
         if name == "ask":
@@ -139,11 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if level not in logging.getLevelNamesMapping():
         level = default_level
     configure_logging(level)
+    if settings.log_format == "json":
+        from bot.json_logs import use_json_logs
+
+        use_json_logs()
     from bot.app import CodeDatabaseMissing
+    from bot.state import StateDatabaseUnavailable
 
     try:
         return _run(args, settings)
-    except (CodeDatabaseMissing, ConfigError) as error:
+    except (CodeDatabaseMissing, ConfigError, StateDatabaseUnavailable) as error:
         print(f"codebot: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -158,6 +172,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _lookup(args, settings)
     if command == "search":
         return _search(args, settings)
+    if command == "changes":
+        return _changes(args, settings)
+    if command == "history":
+        return _history(args, settings)
     if command == "coding":
         from bot.app import open_code_data
         from bot.clock import clock_from_settings
@@ -325,9 +343,19 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
                 else:
                     print(f"{query}\t" + " ".join(hit.code for hit in hits))
         return EXIT_OK
+    from bot.clock import clock_from_settings
+    from bot.search_validity import OVERFETCH, valid_first
+
     query = clean_text(" ".join(args.query))[:500]
     explain = args.json or args.explain
-    hits = search.search(query, system=system, limit=args.limit, explain=explain) if query else []
+    day = args.date or clock_from_settings(settings.today)()
+    found = (
+        search.search(query, system=system, limit=args.limit * OVERFETCH, explain=explain)
+        if query
+        else []
+    )
+    # the release in force on the date: deleted/terminated codes after valid ones
+    hits = valid_first(found, day, catalog.valid_on, args.limit)
     if args.json:
         print(
             json.dumps(
@@ -343,6 +371,62 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{number:>2}. {hit.code:<9} {hit.title}  [{hit.system.label}]")
             for line in hit.why:
                 print(f"      - {line}")
+    return EXIT_OK
+
+
+def _changes(args: argparse.Namespace, settings: Settings) -> int:
+    """`codebot changes [SYSTEM] [RELEASE] [--json]`: every change of a release."""
+    from bot.clock import clock_from_settings
+    from bot.codes.timeline import changes_text
+    from bot.commands import parse
+
+    named = parse(f"changes {args.system}")
+    system = named.system
+    if system is None:
+        print("codebot: the code set is icd10cm, icd10pcs or hcpcs", file=sys.stderr)
+        return EXIT_USAGE
+    catalog, _ = _code_data(settings)
+    day = args.date or clock_from_settings(settings.today)()
+    found = catalog.changes(system.value, str(args.release), day, full=True)
+    if found is None:
+        held = ", ".join(r.release for r in catalog.calendar.releases(system.value))
+        print(f"codebot: no {system.label} release {args.release!r}; held: {held}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.json:
+        print(changes_text(found, system.label, full=True))
+        return EXIT_OK
+    release = found.release
+    out = {
+        "system": system.value,
+        "release": release.release,
+        "title": release.title,
+        "effective_from": release.effective_from.isoformat(),
+        "effective_to": release.effective_to.isoformat() if release.effective_to else None,
+        "previous": found.previous.release if found.previous else None,
+        "counts": found.counts,
+        "changes": [
+            {
+                "change": e.change,
+                "code": e.code,
+                "title": e.title,
+                **({"old_title": e.old_title} if e.old_title else {}),
+                **({"replaced_by": e.replaced_by.split()} if e.replaced_by else {}),
+            }
+            for e in found.entries
+        ],
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> int:
+    """`codebot history CODE`: the code's timeline across the releases held."""
+    catalog, _ = _code_data(settings)
+    found = catalog.history(str(args.code)[:20])
+    if not found:
+        print(f"{str(args.code)[:20]} is not a code in any release held.")
+        return EXIT_OK
+    print("\n\n".join("\n".join(lines) for _card, lines in found))
     return EXIT_OK
 
 

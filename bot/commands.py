@@ -56,6 +56,7 @@ class CommandKind(StrEnum):
     QUOTA = "quota"
     HELP = "help"
     ADMIN = "admin"
+    FULL = "full"  # /code full E11.9: the whole card, nothing cut (free right after a lookup)
     HISTORY = "history"  # /code history E11.9: the code's timeline across releases
     CHANGES = "changes"  # /code changes icd10cm FY2027: what a release added/deleted/revised
     INVALID = "invalid"
@@ -162,6 +163,7 @@ _DATED_COMMANDS = frozenset(
         CommandKind.LOOKUP,
         CommandKind.SEARCH,
         CommandKind.SHARE,
+        CommandKind.FULL,
         CommandKind.HISTORY,
         CommandKind.CHANGES,
         CommandKind.KNOWLEDGE,
@@ -183,6 +185,8 @@ def _parse_words(raw: str, text: str, words: list[str]) -> Command:
         return _parse_codes(rest, CommandKind.SHARE, "Usage: /code share E11.9")
     if head in ("modifier", "mod") and len(rest) == 1:
         return _parse_codes(rest, CommandKind.LOOKUP, "Usage: /code modifier LT")
+    if head == "full":
+        return _parse_codes(rest, CommandKind.FULL, "Usage: /code full E11.9")
     if head == "history":
         return _parse_codes(rest, CommandKind.HISTORY, "Usage: /code history E11.9")
     if head == "changes":
@@ -262,7 +266,7 @@ def _parse_codes(rest: list[str], kind: CommandKind, usage: str) -> Command:
     tokens = _distinct([_token(word) for word in code_words(" ".join(rest))])
     if not tokens or any(token.shape is CodeShape.WORD for token in tokens):
         return Command(CommandKind.INVALID, text=usage)
-    if kind in (CommandKind.SHARE, CommandKind.HISTORY) and len(tokens) != 1:
+    if kind in (CommandKind.SHARE, CommandKind.FULL, CommandKind.HISTORY) and len(tokens) != 1:
         return Command(CommandKind.INVALID, text=usage)
     return _capped(Command(kind, codes=tuple(tokens)))
 

@@ -34,6 +34,8 @@ def card_json(card: CodeCard) -> dict[str, Any]:
         "effective": dict(card.effective),
         "attributes": {label: value for label, value in card.attributes},
         "source": dict(card.source),
+        "history": list(card.history),
+        "as_of": card.as_of,
         "coding": coding_json(card.coding),
     }
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, codes_db: Path, today: date) -> int:
         knowledge.close()
         catalog.close()
     if args.json:
-        payload = {"found": answer.found, "title": answer.title, **answer.data}
+        payload = {"found": answer.found, "heading": answer.title, **answer.data}
         if not answer.found:
             payload["error"] = answer.text
         print(json.dumps(payload, indent=2, ensure_ascii=False))

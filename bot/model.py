@@ -193,3 +193,4 @@ class Reply:
     replayed: bool = False
     user_text: tuple[str, ...] = ()
     omitted: tuple[str, ...] = ()  # codes asked for but not answered (over the limit)
+    full: bool = False  # full cards: every note, child and fact, nothing cut (`/code full`)

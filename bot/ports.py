@@ -96,6 +96,14 @@ class Accounts(Protocol):
         """Refund charges that were never delivered (a crash); return how many."""
         ...
 
+    def storage_problem(self, error: BaseException) -> str | None:
+        """`error` in words when the state database itself failed (full, read-only)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless the state database answers (readiness)."""
+        ...
+
     async def close(self) -> None:
         """Release database connections."""
         ...
@@ -130,6 +138,10 @@ class CodeLookup(Protocol):
         self, system: str, release: str, day: date, *, full: bool = False
     ) -> ReleaseChanges | None:
         """What a release changed (the release in force on `day` when `release` is '')."""
+        ...
+
+    def valid_on(self, refs: list[tuple[str, str]], day: date) -> list[bool]:
+        """For each (system, display code): was it a code on `day`?"""
         ...
 
 

@@ -46,7 +46,7 @@ def render_text(reply: Reply) -> str:
     if reply.kind is ReplyKind.SEARCH:
         parts.append(_render_search(reply))
     elif reply.kind is ReplyKind.CARDS:
-        parts.extend(render_item(item) for item in reply.items)
+        parts.extend(render_item(item, full=reply.full) for item in reply.items)
         parts.append(omitted_line(reply))
     elif reply.text:
         parts.append(reply.text)
@@ -71,10 +71,10 @@ def omitted_line(reply: Reply) -> str:
     )
 
 
-def render_item(item: ReplyItem) -> str:
+def render_item(item: ReplyItem, *, full: bool = False) -> str:
     """One card, not-found notice, CPT notice or search hit as text."""
     if isinstance(item, CodeCard):
-        return render_card(item)
+        return render_card(item, full=full)
     if isinstance(item, NotFound):
         lines = [item.message]
         lines.extend(f"  {ref.code}  {ref.title}" for ref in item.suggestions)
@@ -144,8 +144,11 @@ def children_count(card: CodeCard) -> int:
     return max(card.children_total, len(card.children))
 
 
-def render_card(card: CodeCard) -> str:
-    """A code card as text."""
+def render_card(card: CodeCard, *, full: bool = False) -> str:
+    """A code card as text; `full` keeps every child loaded and every note line."""
+    children_shown = len(card.children) if full else MAX_CHILDREN_SHOWN
+    note_lines = None if full else MAX_NOTE_LINES
+    cut = False
     lines = [f"{card.code} · {card.system.label} · {billing_status(card)}", card.title]
     short_title = distinct_short_title(card)
     if short_title:
@@ -159,13 +162,15 @@ def render_card(card: CodeCard) -> str:
         lines.append(f"Children ({total}):")
         lines.extend(
             f"  {child.code}  {child.title}{'' if child.billable else ' (header)'}"
-            for child in card.children[:MAX_CHILDREN_SHOWN]
+            for child in card.children[:children_shown]
         )
-        if total > MAX_CHILDREN_SHOWN:
-            lines.append(f"  … and {total - MAX_CHILDREN_SHOWN} more")
+        if total > min(children_shown, len(card.children)):
+            lines.append(f"  … and {total - min(children_shown, len(card.children))} more")
+            cut = cut or children_shown < len(card.children)
     for key, values in ordered_notes(card):
-        shown = list(values[:MAX_NOTE_LINES])
+        shown = list(values[:note_lines])
         more = len(values) - len(shown)
+        cut = cut or more > 0
         if key in SENTENCE_NOTE_KINDS:
             lines.extend(shown)  # each reads "Use additional code to identify …" already
             if more:
@@ -189,6 +194,8 @@ def render_card(card: CodeCard) -> str:
     if card.team_note:
         author = f" ({card.team_note_author})" if card.team_note_author else ""
         lines.append(f"Team note{author}: {card.team_note}")
+    if cut:
+        lines.append(f"Full card: /code full {card.code}")
     return "\n".join(lines)
 
 

@@ -92,7 +92,7 @@ def coding_lines(facts: CodingFacts | None, *, full: bool = False) -> list[tuple
             )
         )
     if facts.poa_exempt:
-        lines.append(("POA", "exempt from POA reporting"))
+        lines.append(("POA", "exempt from POA reporting (CDC FY2026 list)"))
     if facts.icd9:
         lines.append(("ICD-9-CM (GEM)", _icd9_line(facts.icd9)))
     if facts.guideline:

@@ -49,15 +49,26 @@ def shown_items(
     return shown, tuple(dict.fromkeys([*left_out, *skipped]))
 
 
-def card_actions(cards: Sequence[CodeCard]) -> tuple[Action, ...]:
-    """One Share button per distinct shared text (B00 in two code sets shares both cards
-    with one button), so no two buttons of a message do the same thing."""
+def card_actions(cards: Sequence[CodeCard], *, full: bool = False) -> tuple[Action, ...]:
+    """Share and Full card buttons, one per distinct command text (B00 in two code sets
+    shares both cards with one button), so no two buttons of a message do the same thing
+    (Discord refuses two components with one custom_id). A full card has no Full button."""
     actions: list[Action] = []
     seen: set[str] = set()
     for card in cards:
-        value = f"share {card.code}"
-        if value in seen:
-            continue
-        seen.add(value)
-        actions.append(Action("share", value, f"Share {card.code}"))
-    return tuple(actions[:MAX_SHARE_BUTTONS])
+        code = card.code
+        for kind, value, label in (
+            ("share", f"share {code}", f"Share {code}"),
+            ("full", f"full {code}", f"Full card {code}"),
+        ):
+            if (kind == "full" and full) or value in seen:
+                continue
+            seen.add(value)
+            actions.append(Action(kind, value, label))
+    per_kind = {"share": 0, "full": 0}
+    kept = []
+    for action in actions:
+        per_kind[action.kind] += 1
+        if per_kind[action.kind] <= MAX_SHARE_BUTTONS:
+            kept.append(action)
+    return tuple(kept)

@@ -9,15 +9,26 @@ is refunded.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date
 
 from bot.clock import Clock, utc_today
 from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, clean_text, parse
 from bot.knowledge_answers import KnowledgeAnswers
 from bot.knowledge_cards import with_coding
+from bot.metrics import (
+    CHARGES,
+    DELIVERY_FAILURES,
+    LATENCY,
+    REFUNDS,
+    REQUESTS,
+    STATE_ERRORS,
+    platform_label,
+)
 from bot.model import (
     Action,
     CodeCard,
@@ -32,9 +43,11 @@ from bot.model import (
     SearchHit,
 )
 from bot.ports import Accounts, ChargeOutcome, CodeLookup, CodeSearch, LookupRecord, TeamNote
+from bot.recently_shown import RecentlyShown
 from bot.release_replies import changes_answer, history_answer
 from bot.reply_items import card_actions, shown_items
 from bot.resolver import CodeResolver
+from bot.search_validity import OVERFETCH, valid_first
 from bot.spend_guard import SpendGuard
 
 log = logging.getLogger(__name__)
@@ -46,12 +59,16 @@ HELP_TEXT = """\
 codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 (and CPT® once an admin loads a licensed file).
 • /code E11.9 — look a code up (several at once: /code E11.9 I10 A0425; case and dots don't matter)
+• /code full E11.9 — the whole card, every note (free right after the lookup)
 • /code E11 — a category: not billable, with its children
 • /code -LT or /code modifier LT — HCPCS modifiers
 • /code knee brace — search by words (typos are fine)
 • /code search icd10cm knee — search one code set (icd10cm, icd10pcs, hcpcs, cpt)
 • /code E11.9 on 2025-03-01 — as of a date of service (also dos 2025-03-01, @2025-03-01)
 • /code history E11.9 · /code changes icd10cm FY2027 — a code's timeline; what a release changed
+• /code drg 291 · /code group I50.20 N17.9 age 70 sex F — an MS-DRG; group a claim (MCE edits too)
+• /code 250.00 · /code icd9 V45.81 · /code crosswalk E11.9 — ICD-9-CM and the GEM crosswalks
+• /code guidelines sepsis · /code guideline I.C.1.d — the Official Guidelines, quoted
 • /code share E11.9 — post a code to the channel
 • /code recent · /code stats — the team's recent lookups and usage
 • /code note E11.9 TEXT — a team note on a code (/code note E11.9 delete removes it)
@@ -64,6 +81,19 @@ codebot looks up US medical codes: ICD-10-CM, ICD-10-PCS, HCPCS Level II
 _LEDGER_KINDS = frozenset({CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.SEARCH})
 MAX_REMEMBERED_DUPLICATES = 10_000
 ALREADY_ANSWERED = "That request was already answered."
+
+
+def observe(request: Request, reply: Reply, seconds: float) -> None:
+    """Count one answered request (bounded labels: platform, command kind, reply kind)."""
+    platform = platform_label(request.user.platform)
+    command = parse(request.text).kind.value if reply.kind is not ReplyKind.ERROR else "any"
+    outcome = "duplicate" if reply.replayed and not reply.items else reply.kind.value
+    REQUESTS.labels(platform, command, outcome).inc()
+    LATENCY.labels(platform, command).observe(seconds)
+    if reply.kind is ReplyKind.EXHAUSTED:
+        CHARGES.labels(platform, "replayed" if reply.replayed else "refused").inc()
+    elif reply.notice:
+        CHARGES.labels(platform, "replayed" if reply.replayed else "charged").inc()
 
 
 def _answered_free(command: Command, reply: Reply) -> bool:
@@ -96,6 +126,7 @@ class LookupService:
         self._search = search
         self._accounts = accounts
         self._resolver = CodeResolver(catalog)
+        self._shown = RecentlyShown()  # cards each user just saw: their full card is free
         self._clock = clock
         # request ids answered as duplicates here: their refunds/deliveries are not ours
         self._duplicates: dict[str, None] = {}
@@ -105,6 +136,12 @@ class LookupService:
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
+        started = time.perf_counter()
+        reply = await self._handle(request)
+        observe(request, reply, time.perf_counter() - started)
+        return reply
+
+    async def _handle(self, request: Request) -> Reply:
         try:
             command = parse(request.text)
             if not request.request_id:
@@ -115,8 +152,13 @@ class LookupService:
             if _answered_free(command, reply) and not await self._claim(request):
                 return self._duplicate(request)
             return reply
-        except Exception:
+        except Exception as error:
             reference = uuid.uuid4().hex[:8]
+            problem = self._storage_problem(error)
+            if problem:  # one line, no traceback: the operator must fix the storage
+                STATE_ERRORS.inc()
+                log.error("request refused: %s (ref %s)", problem, reference)
+                return storage_error_reply(problem, reference)
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
             return error_reply(reference)
 
@@ -125,7 +167,11 @@ class LookupService:
         try:
             # the same normalisation as a command (NFKC: full-width Ｅ１１ is E11)
             text = clean_text(prefix[:400])[:100]
-            return self._search.autocomplete(text, limit=limit) if text else []
+            if not text:
+                return []
+            # the release in force today: deleted and terminated codes after valid ones
+            refs = self._search.autocomplete(text, limit=min(limit * OVERFETCH, 50))
+            return valid_first(refs, self._clock(), self._catalog.valid_on, limit)
         except Exception:
             log.exception("autocomplete failed")
             return []
@@ -134,8 +180,10 @@ class LookupService:
         """Undo the charge of a request whose answer the platform failed to deliver."""
         if request.request_id in self._duplicates:
             return  # the original answer, elsewhere, keeps its charge
+        DELIVERY_FAILURES.labels(platform_label(request.user.platform)).inc()
         try:
             await self._accounts.refund(request.user, request.request_id)
+            REFUNDS.labels("delivery").inc()
         except Exception:
             log.exception("refund failed (platform %s)", request.user.platform)
 
@@ -151,10 +199,32 @@ class LookupService:
     async def refund_undelivered(self) -> int:
         """At start-up: refund charges a crashed process made but never delivered."""
         try:
-            return await self._accounts.refund_undelivered()
+            refunded = await self._accounts.refund_undelivered()
+            REFUNDS.labels("crash").inc(refunded)
+            return refunded
         except Exception:
             log.exception("could not refund undelivered charges")
             return 0
+
+    async def readiness(self) -> dict[str, str]:
+        """ "ok" or the problem, for the state database and the code database (`/readyz`)."""
+        checks: dict[str, str] = {}
+        try:
+            await self._accounts.ping()
+            checks["state"] = "ok"
+        except Exception as error:
+            checks["state"] = self._storage_problem(error) or type(error).__name__
+        try:
+            checks["codes"] = "ok" if self._catalog.suggest("E11.9", 1) else "no codes"
+        except Exception as error:
+            checks["codes"] = type(error).__name__
+        return checks
+
+    def _storage_problem(self, error: BaseException) -> str | None:
+        try:
+            return self._accounts.storage_problem(error)
+        except Exception:
+            return None
 
     async def _claim(self, request: Request) -> bool:
         """Processed once: False when another process (or this one) already took this id.
@@ -164,8 +234,12 @@ class LookupService:
         """
         try:
             return await self._accounts.claim(request)
-        except Exception:
-            log.exception("could not record request id (platform %s)", request.user.platform)
+        except Exception as error:
+            problem = self._storage_problem(error)
+            if problem:
+                log.warning("request id not recorded: %s", problem)
+            else:
+                log.exception("could not record request id (platform %s)", request.user.platform)
             return True
 
     def _duplicate(self, request: Request) -> Reply:
@@ -188,7 +262,7 @@ class LookupService:
             return Reply(ReplyKind.INFO, text=HELP_TEXT, title="codebot help")
         if kind is CommandKind.INVALID:
             return Reply(ReplyKind.INVALID, text=command.text, title="Invalid request")
-        if kind in (CommandKind.LOOKUP, CommandKind.SHARE):
+        if kind in (CommandKind.LOOKUP, CommandKind.SHARE, CommandKind.FULL):
             day = command.as_of or self._clock()
             # Only a parse that kept the text as a query may fall back to a search; resolve
             # the codes once either way.
@@ -197,15 +271,19 @@ class LookupService:
             else:
                 maybe_items = self._resolver.items_or_none(command.codes, day)
                 if maybe_items is None:
-                    return await self._search_reply(request, command.query, None)
+                    return await self._search_reply(request, command.query, None, day)
                 items = maybe_items
             items, omitted = shown_items(items, command.skipped)
             items = with_coding(items, self._knowledge, day)
             return await self._cards_reply(
-                request, items, share=kind is CommandKind.SHARE, omitted=omitted
+                request,
+                items,
+                share=kind is CommandKind.SHARE,
+                omitted=omitted,
+                full=kind is CommandKind.FULL,
             )
         if kind is CommandKind.SEARCH:
-            return await self._search_reply(request, command.query, command.system)
+            return await self._search_reply(request, command.query, command.system, command.as_of)
         if kind in (CommandKind.HISTORY, CommandKind.CHANGES):
             return await self._release_reply(request, command)
         if kind is CommandKind.NOTE:
@@ -223,13 +301,20 @@ class LookupService:
         *,
         share: bool,
         omitted: tuple[str, ...] = (),
+        full: bool = False,
     ) -> Reply:
-        """Cards, charged one per card shown (`items` is already what every platform shows)."""
+        """Cards, charged one per card shown (`items` is already what every platform shows).
+
+        A full card of a code this user was just shown costs nothing more.
+        """
         cards = [item for item in items if isinstance(item, CodeCard)]
         title = ", ".join(_card_label(item) for item in items[:5])
         if not cards:
-            return Reply(ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted)
-        cost = self._accounts.cost("share" if share else "lookup") * len(cards)
+            return Reply(
+                ReplyKind.CARDS, items=tuple(items), title=title, omitted=omitted, full=full
+            )
+        paid = [c for c in cards if not (full and self._shown.was_shown(request.user, c))]
+        cost = self._accounts.cost("share" if share else "lookup") * len(paid)
         # one round trip: the charge, then (if allowed) the team notes on these cards
         outcome, notes = await self._accounts.charge_and_notes(
             request.user,
@@ -251,7 +336,8 @@ class LookupService:
         except Exception:
             await self._accounts.refund(request.user, request.request_id)
             raise
-        actions = () if share else card_actions(cards)
+        self._shown.remember(request.user, cards)
+        actions = () if share else card_actions(cards, full=full)
         return Reply(
             ReplyKind.CARDS,
             items=with_notes,
@@ -261,18 +347,26 @@ class LookupService:
             title=title,
             replayed=outcome.replayed,
             omitted=omitted,
+            full=full,
         )
 
     # ------------------------------------------------------------------ search
 
-    async def _search_reply(self, request: Request, query: str, system: CodeSystem | None) -> Reply:
+    async def _search_reply(
+        self, request: Request, query: str, system: CodeSystem | None, day: date | None = None
+    ) -> Reply:
         if system is CodeSystem.CPT and not self._catalog.has_cpt():
             return Reply(ReplyKind.INFO, text=_CPT_NOT_LOADED, title="CPT® not loaded")
         cost = self._accounts.cost("search")
         early = await self._spend.charge_first(request, cost)
         if early is not None and not early.allowed:
             return _exhausted(early)  # nothing left: refused before any search work
-        hits: Sequence[SearchHit] = self._search.search(query, system=system, limit=SEARCH_LIMIT)
+        hits: Sequence[SearchHit] = valid_first(
+            self._search.search(query, system=system, limit=SEARCH_LIMIT * OVERFETCH),
+            day or self._clock(),
+            self._catalog.valid_on,
+            SEARCH_LIMIT,
+        )
         shown_query = query[:100]
         if not hits:
             await self._spend.undo(request, early)
@@ -374,6 +468,19 @@ def error_reply(reference: str) -> Reply:
         ReplyKind.ERROR,
         text=f"Sorry, something went wrong on our side (ref {reference}). Please try again.",
         title="Error",
+    )
+
+
+def storage_error_reply(problem: str, reference: str) -> Reply:
+    """The state database cannot record this request (`problem` names it): nothing was
+    charged or changed; free commands such as help still answer."""
+    return Reply(
+        ReplyKind.ERROR,
+        text=(
+            f"Sorry, the {problem}, so this cannot be answered right now "
+            f"(`/code help` still works; ref {reference})."
+        ),
+        title="State database unavailable",
     )
 
 

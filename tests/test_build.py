@@ -62,8 +62,21 @@ def count(db: Path, where: str) -> int:
 
 
 def test_icd10pcs_counts(codes_db_path: Path) -> None:
-    assert count(codes_db_path, "system = 'icd10pcs' AND kind = 'code'") == 79_115
-    assert count(codes_db_path, "system = 'icd10pcs' AND kind = 'table'") == 914
+    """FY2026 as the order file has it; FY2027 (the codes table) = its release's count."""
+    with gzip.open(DATA_DIR / "icd10pcs" / "icd10pcs_order_2026.txt.gz", "rt") as handle:
+        fy2026 = sum(1 for line in handle if line[14] == "1")
+    with sqlite3.connect(codes_db_path) as conn:
+        counts = {
+            release: json.loads(raw)
+            for release, raw in conn.execute(
+                "SELECT release, counts FROM releases WHERE system = 'icd10pcs'"
+            )
+        }
+    assert counts["FY2026"]["billable"] == fy2026 == 79_115
+    active = "system = 'icd10pcs' AND kind = 'code' AND status = 'active'"
+    assert count(codes_db_path, active) == counts["FY2027"]["billable"]
+    # the FY2026 tables, plus the tables FY2027 codes need that FY2026 did not have
+    assert count(codes_db_path, "system = 'icd10pcs' AND kind = 'table'") >= 914
     status = {s.system: s for s in database_status(codes_db_path)}
     assert status["icd10pcs"].counts["sections"] == 17
 

@@ -90,8 +90,18 @@ class Harness:
         )
 
     async def slash(self, query: str, **kwargs: Any) -> Call:
-        """`/code query:<query>` and its callback."""
-        return await self.interact(self.fake.slash_payload(query, **kwargs))
+        """`/code query:<query>` and the call that carried its answer: the callback, or the
+        follow-up when the answer was deferred (a loaded machine can take over 2 s)."""
+        payload = self.fake.slash_payload(query, **kwargs)
+        start = len(self.fake.calls)
+        call = await self.interact(payload)
+        if call.json.get("type") != 5:  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+            return call
+        return await self.fake.wait_for_call(
+            lambda c: c.path.startswith(f"/webhooks/{self.fake.app_id}/{payload['token']}"),
+            after=start,
+            timeout=10.0,
+        )
 
     async def message(self, payload: dict[str, Any]) -> Call:
         """Dispatch MESSAGE_CREATE and return the bot's channel message."""
@@ -192,7 +202,7 @@ async def test_slash_lookup_answers_with_embed(bot: Harness) -> None:
     embed = message["embeds"][0]
     assert embed["title"].startswith("E11.9")
     assert "Type 2 diabetes mellitus without complications" in embed["description"]
-    assert [b["custom_id"] for b in buttons(message)] == ["cb:run:share E11.9"]
+    assert [b["custom_id"] for b in buttons(message)] == ["cb:run:share E11.9", "cb:run:full E11.9"]
     assert message["allowed_mentions"] == {"parse": []}
 
 

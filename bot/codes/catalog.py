@@ -292,6 +292,12 @@ class CodeCatalog:
                 for card in cards
             ]
 
+    def valid_on(self, refs: list[tuple[str, str]], day: date) -> list[bool]:
+        """For each (system, display code): was it a code (billable or header) on `day`?"""
+        with self._lock:
+            self._fresh()
+            return self._dated.valid_on(refs, day)
+
     def changes(
         self, system: str, release: str, day: date, *, full: bool = False
     ) -> ReleaseChanges | None:

@@ -80,6 +80,34 @@ class DatedView:
         ).fetchone()
         return row[0] if row else ""
 
+    def valid_on(self, refs: list[tuple[str, str]], day: date) -> list[bool]:
+        """For each (system, display code): did the code exist (billable or header) on `day`?"""
+        keys = sorted({normalize_code(code) for _system, code in refs})
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        status = {
+            (system, key): state
+            for system, key, state in self._conn.execute(
+                f"SELECT system, key, status FROM codes WHERE key IN ({marks})", keys
+            )
+        }
+        covered: dict[tuple[str, str], bool] = {}
+        for system, key, start, end in self._conn.execute(
+            f"SELECT system, key, valid_from, valid_to FROM code_spans WHERE key IN ({marks})",
+            keys,
+        ):
+            span = Span(_iso(start), _iso(end), "", "", "", False)
+            covered[(system, key)] = covered.get((system, key), False) or span.covers(day)
+        out = []
+        for system, code in refs:
+            ident = (system, normalize_code(code))
+            if ident in covered:
+                out.append(covered[ident])
+            else:
+                out.append(status.get(ident) not in ("deleted", "terminated"))
+        return out
+
     def apply(self, card: CodeCard, day: date | None) -> CodeCard:
         """The card as of `day` (None: the newest release held), with its history lines."""
         system = card.system.value
@@ -107,8 +135,10 @@ class DatedView:
         dated = replace(
             card, effective=effective, history=history, as_of=_iso_or_empty(day), source=source
         )
-        if not spans or day is None:
+        if day is None:
             return dated
+        if not spans:
+            return _by_record_dates(dated, day)
         return self._at(dated, spans, day, release)
 
     def _at(self, card: CodeCard, spans: list[Span], day: date, release: Release) -> CodeCard:
@@ -138,9 +168,10 @@ class DatedView:
         if first.valid_from is not None and day < first.valid_from:
             effective["valid_from"] = first.valid_from.isoformat()
             return replace(card, status="not_yet_valid", billable=False, effective=effective)
-        if last.valid_to is not None:
+        status = "terminated" if card.status == "terminated" else "not_valid"
+        if last.valid_to is not None and status != "terminated":
             effective["valid_to"] = last.valid_to.isoformat()
-        return replace(card, status="not_valid", billable=False, effective=effective)
+        return replace(card, status=status, billable=False, effective=effective)
 
     def _children_valid_on(self, card: CodeCard, day: date) -> tuple[CodeRef, ...]:
         """The card's children that existed on `day` (children added later are dropped)."""
@@ -165,33 +196,67 @@ class DatedView:
 
     def _history(self, system: str, card: CodeCard, spans: list[Span]) -> list[str]:
         """Plain-language timeline lines of one code across the releases held."""
-        lines: list[str] = []
+        lines: list[str] = _record_dates(card)
         if not spans:
             return lines
+        # HCPCS records say when they were added and terminated: those lines say it already.
+        own_dates = bool(lines)
         first = spans[0]
-        if first.valid_from is not None:
+        if first.valid_from is not None and not own_dates:
             lines.append(f"new in {first.first_release} ({first.valid_from.isoformat()})")
         for before, after in itertools.pairwise(spans):
             if before.billable and not after.billable:
-                lines.append(
+                line = (
                     f"billable until {before.last_release}; a header with codes below it"
                     f" since {after.first_release}"
                 )
+                replacement = self.replaced_by(system, normalize_code(card.code))
+                lines.append(f"{line} → use {replacement}" if replacement else line)
             elif after.billable and not before.billable:
                 lines.append(f"billable since {after.first_release} (a header before)")
             if not _same_title(before.title, after.title):
                 lines.append(f"title revised {after.first_release} (was: {before.title})")
         last = spans[-1]
-        if last.valid_to is not None:
+        if last.valid_to is not None and not (own_dates and card.effective.get("terminated")):
             ended = (last.valid_to + timedelta(days=1)).isoformat()
             line = (
                 f"deleted {ended}: valid through {last.valid_to.isoformat()} ({last.last_release})"
             )
             replacement = self.replaced_by(system, normalize_code(card.code))
+            if card.system is CodeSystem.HCPCS:
+                line = f"terminated {last.valid_to.isoformat()} (last quarter {last.last_release})"
             if replacement:
                 line += f" → use {replacement}"
             lines.append(line)
         return lines
+
+
+def _record_dates(card: CodeCard) -> list[str]:
+    """HCPCS records carry their own dates: "added 2025-10-01", "terminated … → use …"."""
+    if card.system is not CodeSystem.HCPCS:
+        return []
+    dates = card.effective
+    lines = [f"added {dates['added']}"] if dates.get("added") else []
+    if dates.get("terminated"):
+        line = f"terminated {dates['terminated']}"
+        if dates.get("replaced_by"):
+            line += f" → use {dates['replaced_by']}"
+        lines.append(line)
+    return lines
+
+
+def _by_record_dates(card: CodeCard, day: date) -> CodeCard:
+    """A code with no change between the releases held, on a day outside them: its record's
+    add and termination dates (HCPCS) say whether it was valid."""
+    added = card.effective.get("added", "")
+    ended = card.effective.get("terminated", "")
+    iso = day.isoformat()
+    if added and iso < added:
+        effective = {**card.effective, "valid_from": added}
+        return replace(card, status="not_yet_valid", billable=False, effective=effective)
+    if ended and iso <= ended and card.status == "terminated":
+        return replace(card, status="active", billable=card.kind != "modifier")
+    return card
 
 
 def before_icd10(system: str, day: date | None) -> bool:

@@ -41,7 +41,6 @@ MAX_SECONDARY = 24  # diagnoses per claim the CMS grouper accepts besides the pr
 # only carries the secondary diagnoses whose level we read.
 NEUTRAL_PDX = "R519"
 OLDEST_AGE, PROBE_AGE, NEWEST_AGE = 0, 40, 124
-AGE_PROBES = (0, 10, 40, 70)
 SEX_MALE, SEX_FEMALE, SEX_UNKNOWN = 0, 1, 2
 _EDIT_CACHE_SIZE = 8192
 
@@ -194,15 +193,24 @@ class DrgEngine:
         return {edit["name"] for edit in result.get("edits") or ()}
 
     def _probe(self, mce: Any, key: str, day: int) -> CodeEdits:
+        # Four claims: the MCE reports age and sex conflicts as separate edits, so one claim
+        # can probe an age and a sex at once (newborn/male, child/unknown, 70/female).
         base = self._names(mce, key, day, PROBE_AGE, SEX_UNKNOWN)
         if "INVALID_CODE" in base:
             return CodeEdits()
+        newborn_male = self._names(mce, key, day, 0, SEX_MALE)
+        child = self._names(mce, key, day, 10, SEX_UNKNOWN)
+        old_female = self._names(mce, key, day, 70, SEX_FEMALE)
 
         def age_ok(age: int) -> bool:
             return "AGE_CONFLICT" not in self._names(mce, key, day, age, SEX_UNKNOWN)
 
-        allowed = {age: age_ok(age) for age in AGE_PROBES if age != PROBE_AGE}
-        allowed[PROBE_AGE] = "AGE_CONFLICT" not in base
+        allowed = {
+            0: "AGE_CONFLICT" not in newborn_male,
+            10: "AGE_CONFLICT" not in child,
+            PROBE_AGE: "AGE_CONFLICT" not in base,
+            70: "AGE_CONFLICT" not in old_female,
+        }
         age_range = None
         if not all(allowed.values()):
             inside = [age for age, ok in sorted(allowed.items()) if ok]
@@ -211,8 +219,8 @@ class DrgEngine:
                     _first_true(age_ok, OLDEST_AGE, inside[0]),
                     _last_true(age_ok, inside[-1], NEWEST_AGE),
                 )
-        male = "SEX_CONFLICT" not in self._names(mce, key, day, PROBE_AGE, SEX_MALE)
-        female = "SEX_CONFLICT" not in self._names(mce, key, day, PROBE_AGE, SEX_FEMALE)
+        male = "SEX_CONFLICT" not in newborn_male
+        female = "SEX_CONFLICT" not in old_female
         sex = "female" if female and not male else "male" if male and not female else ""
         return CodeEdits(
             unacceptable_principal="UNACCEPTABLE_PDX" in base,

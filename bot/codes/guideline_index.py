@@ -21,6 +21,10 @@ from bot.model import CodeCard
 _WORD = re.compile(r"[a-z0-9]+")
 _SECTION_TYPED = re.compile(r"^(?:section\s+)?((?:I{1,3}|IV)(?:\.[A-Za-z0-9]{1,2}){0,3})\.?$", re.I)
 MAX_CANDIDATES = 40
+# ICD-10-CM categories named in a passage ("E11", "E08 – E13" names E08 and E13)
+_CATEGORY = re.compile(r"\b([A-Z][0-9][0-9A-Z])\b")
+# (number, heading, heading word stems, categories its text names)
+_Subsection = tuple[str, str, frozenset[str], frozenset[str]]
 _STOP = frozenset({"of", "the", "and", "in", "a", "an", "for", "to", "with", "or", "on", "by"})
 
 
@@ -65,6 +69,7 @@ class GuidelineIndex:
         self._conn = conn
         self._lock = lock
         self._chapter_cache: dict[tuple[int, str], tuple[str, str] | None] = {}
+        self._chapters: dict[int, tuple[tuple[str, str] | None, list[_Subsection]]] = {}
         with lock:
             self.available = (
                 conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'guideline_fts'").fetchone()
@@ -152,6 +157,24 @@ class GuidelineIndex:
             return self._chapter_cache[cache_key]
         titles = {_stem(w) for p in card.parents[1:] for w in _words(p.title)}
         titles |= {_stem(w) for w in _words(card.title)}
+        found: tuple[str, str] | None = None
+        best = 0.0
+        chapter_section, subsections = self._chapter_sections(chapter)
+        for section, heading, heading_stems, categories in subsections:
+            score = 2.0 * (category in categories) + len(heading_stems & titles)
+            if score > best:
+                best, found = score, (section, heading)
+        found = found or chapter_section
+        if len(self._chapter_cache) > 10_000:
+            self._chapter_cache.clear()
+        self._chapter_cache[cache_key] = found
+        return found
+
+    def _chapter_sections(self, chapter: int) -> tuple[tuple[str, str] | None, list[_Subsection]]:
+        """A chapter's own section and its subsections, read and indexed once per chapter."""
+        cached = self._chapters.get(chapter)
+        if cached is not None:
+            return cached
         prefix = f"I.C.{chapter}"
         with self._lock:
             rows = self._conn.execute(
@@ -159,16 +182,16 @@ class GuidelineIndex:
                 " WHERE section = ? OR section LIKE ? ORDER BY id",
                 (prefix, prefix + ".%"),
             ).fetchall()
-        found: tuple[str, str] | None = None
-        best = 0.0
-        for section, heading, body in rows:
-            if section.count(".") != 3:
-                if section == prefix and found is None:
-                    found = (section, heading)
-                continue
-            score = 2.0 * bool(re.search(rf"\b{re.escape(category)}\b", body))
-            score += len({_stem(w) for w in _words(heading)} & titles)
-            if score > best:
-                best, found = score, (section, heading)
-        self._chapter_cache[cache_key] = found
-        return found
+        own = next(((s, h) for s, h, _ in rows if s == prefix), None)
+        subsections = [
+            (
+                section,
+                heading,
+                frozenset(_stem(w) for w in _words(heading)),
+                frozenset(_CATEGORY.findall(body)),
+            )
+            for section, heading, body in rows
+            if section.count(".") == 3
+        ]
+        self._chapters[chapter] = (own, subsections)
+        return own, subsections

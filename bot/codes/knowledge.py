@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bot.codes.drg_engine import CodeEdits, DrgEngine, DrgEngineError
 from bot.codes.guideline_index import GuidelineIndex
+from bot.codes.releases import ICD10_START
 from bot.codes.sources.gems import icd9_display
 from bot.knowledge_model import CodingFacts, CrosswalkCode, HccCategory
 from bot.model import CodeCard, CodeSystem
@@ -167,7 +168,13 @@ class KnowledgeBase:
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
         key = card.code.replace(".", "").upper()
-        if card.system is CodeSystem.ICD10CM:
+        if as_of < ICD10_START:
+            # before ICD-10 existed nothing but the way back to ICD-9 applies to the code
+            with self._lock:
+                direction = "10to9" if card.system is CodeSystem.ICD10CM else "9to10pcs"
+                icd9 = self._crosswalk(direction, key, reverse=direction == "9to10pcs")
+            facts = CodingFacts(as_of=as_of.isoformat(), icd9=icd9) if icd9 else None
+        elif card.system is CodeSystem.ICD10CM:
             if card.billable:
                 facts = self._cm_facts(key, card, as_of)
             else:
@@ -337,6 +344,7 @@ class KnowledgeQueries:
     def __init__(self, base: KnowledgeBase) -> None:
         """Share the connection and lock of a `KnowledgeBase`."""
         self._base = base
+        self._groups: dict[str, list[tuple[object, ...]]] = {}
 
     @property
     def available(self) -> bool:
@@ -354,10 +362,13 @@ class KnowledgeQueries:
             return None
         definitions = self._base.definitions_version(version) or version
         number = number.zfill(3)
-        rows = self._rows(
-            "SELECT drg, title, mdc, type FROM drg_groups WHERE version = ? ORDER BY drg",
-            (definitions,),
-        )
+        rows = self._groups.get(definitions)
+        if rows is None:  # ~770 rows per version, read once
+            rows = self._rows(
+                "SELECT drg, title, mdc, type FROM drg_groups WHERE version = ? ORDER BY drg",
+                (definitions,),
+            )
+            self._groups[definitions] = rows
         by_number = {str(r[0]): r for r in rows}
         row = by_number.get(number)
         if row is None:
