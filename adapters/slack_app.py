@@ -42,6 +42,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.ops_http import add_ops_routes
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
 from adapters.slack_guard import SlackRequestGuard
 from adapters.slack_oauth import (
@@ -97,6 +98,10 @@ class ReplyService(Protocol):
 
     async def delivered(self, request: Request) -> None:
         """The answer was posted (the delivery record; see bot/service.py)."""
+        ...
+
+    async def readiness(self) -> dict[str, str]:
+        """ "ok" or the problem for the state and code databases (`/readyz`)."""
         ...
 
 
@@ -278,6 +283,7 @@ class SlackAdapter:
         application = web.Application(client_max_size=1024 * 1024)
         application[ADAPTER_KEY] = self
         application.router.add_get(HEALTH_PATH, self._health)
+        add_ops_routes(application, self.service)  # /readyz, /metrics
         if self.settings.slack_signing_secret:
             application.router.add_post(EVENTS_PATH, self._dispatch_http)
         if self.app.oauth_flow is not None:
