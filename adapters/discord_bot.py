@@ -45,6 +45,7 @@ from adapters.discord_embeds import (
     render_reply,
 )
 from adapters.discord_shards import ShardedClient, make_client
+from adapters.ops_http import start_ops_server
 from bot.commands import CommandKind, parse
 from bot.config import ConfigError, Settings
 from bot.model import CodeRef, Reply, Request, UserRef
@@ -645,7 +646,16 @@ async def run_discord(
 
     try:
         async with open_service(settings, warm=True) as service:
-            await serve_discord(settings, service, sync=sync, guild_id=guild_id)
+            ops = (
+                await start_ops_server(service, settings.health_port)
+                if settings.health_port
+                else None
+            )
+            try:
+                await serve_discord(settings, service, sync=sync, guild_id=guild_id)
+            finally:
+                if ops is not None:
+                    await ops.cleanup()
     except ConfigError as error:
         log.error("discord: %s", error)
         return 1

@@ -148,6 +148,10 @@ class _CannedReplies:
     async def delivered(self, request: Request) -> None:
         """Nothing to record: no state database in this figure."""
 
+    async def readiness(self) -> dict[str, str]:
+        """Always ready: nothing behind it."""
+        return {"canned": "ok"}
+
 
 async def _bench(
     total: int, concurrency: int, codes_db: Path, separate_client: bool, *, canned: bool = False

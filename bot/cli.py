@@ -148,11 +148,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if level not in logging.getLevelNamesMapping():
         level = default_level
     configure_logging(level)
+    if settings.log_format == "json":
+        from bot.json_logs import use_json_logs
+
+        use_json_logs()
     from bot.app import CodeDatabaseMissing
+    from bot.state import StateDatabaseUnavailable
 
     try:
         return _run(args, settings)
-    except (CodeDatabaseMissing, ConfigError) as error:
+    except (CodeDatabaseMissing, ConfigError, StateDatabaseUnavailable) as error:
         print(f"codebot: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

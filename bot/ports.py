@@ -96,6 +96,14 @@ class Accounts(Protocol):
         """Refund charges that were never delivered (a crash); return how many."""
         ...
 
+    def storage_problem(self, error: BaseException) -> str | None:
+        """`error` in words when the state database itself failed (full, read-only)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless the state database answers (readiness)."""
+        ...
+
     async def close(self) -> None:
         """Release database connections."""
         ...

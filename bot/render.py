@@ -185,7 +185,7 @@ def render_card(card: CodeCard, *, full: bool = False) -> str:
             continue
         tail = f"; … and {more} more" if more else ""
         lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
-    lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
+    lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding, full=full))
     dates = [
         f"{name.replace('_', ' ')} {value}"
         for name, value in card.effective.items()

@@ -9,6 +9,7 @@ is refunded.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,6 +20,15 @@ from bot.codes.knowledge import KnowledgeBase
 from bot.commands import Command, CommandKind, clean_text, parse
 from bot.knowledge_answers import KnowledgeAnswers
 from bot.knowledge_cards import with_coding
+from bot.metrics import (
+    CHARGES,
+    DELIVERY_FAILURES,
+    LATENCY,
+    REFUNDS,
+    REQUESTS,
+    STATE_ERRORS,
+    platform_label,
+)
 from bot.model import (
     Action,
     CodeCard,
@@ -73,6 +83,19 @@ MAX_REMEMBERED_DUPLICATES = 10_000
 ALREADY_ANSWERED = "That request was already answered."
 
 
+def observe(request: Request, reply: Reply, seconds: float) -> None:
+    """Count one answered request (bounded labels: platform, command kind, reply kind)."""
+    platform = platform_label(request.user.platform)
+    command = parse(request.text).kind.value if reply.kind is not ReplyKind.ERROR else "any"
+    outcome = "duplicate" if reply.replayed and not reply.items else reply.kind.value
+    REQUESTS.labels(platform, command, outcome).inc()
+    LATENCY.labels(platform, command).observe(seconds)
+    if reply.kind is ReplyKind.EXHAUSTED:
+        CHARGES.labels(platform, "replayed" if reply.replayed else "refused").inc()
+    elif reply.notice:
+        CHARGES.labels(platform, "replayed" if reply.replayed else "charged").inc()
+
+
 def _answered_free(command: Command, reply: Reply) -> bool:
     """A lookup or search answered without a charge (not found, no hits, CPT not loaded):
     nothing in the ledger records it, so it claims its id after the (read-only) answer."""
@@ -113,6 +136,12 @@ class LookupService:
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
+        started = time.perf_counter()
+        reply = await self._handle(request)
+        observe(request, reply, time.perf_counter() - started)
+        return reply
+
+    async def _handle(self, request: Request) -> Reply:
         try:
             command = parse(request.text)
             if not request.request_id:
@@ -123,8 +152,13 @@ class LookupService:
             if _answered_free(command, reply) and not await self._claim(request):
                 return self._duplicate(request)
             return reply
-        except Exception:
+        except Exception as error:
             reference = uuid.uuid4().hex[:8]
+            problem = self._storage_problem(error)
+            if problem:  # one line, no traceback: the operator must fix the storage
+                STATE_ERRORS.inc()
+                log.error("request refused: %s (ref %s)", problem, reference)
+                return storage_error_reply(problem, reference)
             log.exception("request failed (ref %s, platform %s)", reference, request.user.platform)
             return error_reply(reference)
 
@@ -146,8 +180,10 @@ class LookupService:
         """Undo the charge of a request whose answer the platform failed to deliver."""
         if request.request_id in self._duplicates:
             return  # the original answer, elsewhere, keeps its charge
+        DELIVERY_FAILURES.labels(platform_label(request.user.platform)).inc()
         try:
             await self._accounts.refund(request.user, request.request_id)
+            REFUNDS.labels("delivery").inc()
         except Exception:
             log.exception("refund failed (platform %s)", request.user.platform)
 
@@ -163,10 +199,32 @@ class LookupService:
     async def refund_undelivered(self) -> int:
         """At start-up: refund charges a crashed process made but never delivered."""
         try:
-            return await self._accounts.refund_undelivered()
+            refunded = await self._accounts.refund_undelivered()
+            REFUNDS.labels("crash").inc(refunded)
+            return refunded
         except Exception:
             log.exception("could not refund undelivered charges")
             return 0
+
+    async def readiness(self) -> dict[str, str]:
+        """ "ok" or the problem, for the state database and the code database (`/readyz`)."""
+        checks: dict[str, str] = {}
+        try:
+            await self._accounts.ping()
+            checks["state"] = "ok"
+        except Exception as error:
+            checks["state"] = self._storage_problem(error) or type(error).__name__
+        try:
+            checks["codes"] = "ok" if self._catalog.suggest("E11.9", 1) else "no codes"
+        except Exception as error:
+            checks["codes"] = type(error).__name__
+        return checks
+
+    def _storage_problem(self, error: BaseException) -> str | None:
+        try:
+            return self._accounts.storage_problem(error)
+        except Exception:
+            return None
 
     async def _claim(self, request: Request) -> bool:
         """Processed once: False when another process (or this one) already took this id.
@@ -176,8 +234,12 @@ class LookupService:
         """
         try:
             return await self._accounts.claim(request)
-        except Exception:
-            log.exception("could not record request id (platform %s)", request.user.platform)
+        except Exception as error:
+            problem = self._storage_problem(error)
+            if problem:
+                log.warning("request id not recorded: %s", problem)
+            else:
+                log.exception("could not record request id (platform %s)", request.user.platform)
             return True
 
     def _duplicate(self, request: Request) -> Reply:
@@ -406,6 +468,19 @@ def error_reply(reference: str) -> Reply:
         ReplyKind.ERROR,
         text=f"Sorry, something went wrong on our side (ref {reference}). Please try again.",
         title="Error",
+    )
+
+
+def storage_error_reply(problem: str, reference: str) -> Reply:
+    """The state database cannot record this request (`problem` names it): nothing was
+    charged or changed; free commands such as help still answer."""
+    return Reply(
+        ReplyKind.ERROR,
+        text=(
+            f"Sorry, the {problem}, so this cannot be answered right now "
+            f"(`/code help` still works; ref {reference})."
+        ),
+        title="State database unavailable",
     )
 
 

@@ -80,13 +80,12 @@ def test_changes_counts_equal_the_addenda_summary(catalog: CodeCatalog) -> None:
     assert changes.counts == addenda_summary()
 
 
-def test_fy2025_april_to_fy2026_diff_from_the_two_xmls(catalog: CodeCatalog) -> None:
-    with_tmp = Path(__file__).parent / ".fy2025.xml"
-    with_tmp.write_bytes(read_member(SIMPLE_2025, XML_2025))
-    try:
-        old = rows_snapshot(icd10cm.load(with_tmp).rows)
-    finally:
-        with_tmp.unlink()
+def test_fy2025_april_to_fy2026_diff_from_the_two_xmls(
+    catalog: CodeCatalog, tmp_path: Path
+) -> None:
+    xml = tmp_path / "icd10cm-tabular-April-2025.xml"
+    xml.write_bytes(read_member(SIMPLE_2025, XML_2025))
+    old = rows_snapshot(icd10cm.load(xml).rows)
     new = rows_snapshot(icd10cm.load().rows)
     added = {k for k, v in new.items() if v[2] and not (k in old and old[k][2])}
     deleted = {k for k, v in old.items() if v[2] and not (k in new and new[k][2])}
@@ -186,3 +185,21 @@ def test_bad_history_and_changes_requests_are_refused(text: str) -> None:
     from bot.commands import CommandKind, parse
 
     assert parse(text).kind is CommandKind.INVALID
+
+
+def test_deleted_codes_name_the_codes_added_below_them(catalog: CodeCatalog) -> None:
+    text = gzip.decompress(ADDENDA_2027.read_bytes()).decode("ascii")
+    added = [
+        line[15:22].strip()
+        for line in text.splitlines()
+        if line.startswith("Add:") and line[13] == "1"
+    ]
+    expected = [key for key in added if key.startswith("D691")]
+    assert expected  # the addenda add billable codes below D69.1
+    card = cm(catalog, "D69.1", AFTER)
+    shown = " ".join(f"{key[:3]}.{key[3:]}" for key in expected)
+    assert any(line.endswith(f"→ use {shown}") for line in card.history)
+    changes = catalog.changes("icd10cm", "FY2027", AFTER, full=True)
+    assert changes is not None
+    (entry,) = [e for e in changes.entries if e.change == "deleted" and e.code == "D69.1"]
+    assert entry.replaced_by == shown

@@ -213,3 +213,18 @@ def test_load_vocabulary_reports_each_reader() -> None:
     )
     assert len(vocab.terms) == 1
     assert lines and "vocabulary one: 1 index terms" in lines[0]
+
+
+def test_icd9_titles_lead_to_their_icd10_codes(engine: SearchEngine) -> None:
+    from bot.codes.sources import icd9_terms
+
+    vocab = icd9_terms.load()
+    assert vocab.terms and all(t.system == "icd10cm" for t in vocab.terms)
+    assert not any("not stated as" in t.term.lower() for t in vocab.terms)
+    sample = random.Random(5).sample(vocab.terms, 40)
+    found = 0
+    for term in sample:
+        hits = engine.search(term.term, system="icd10cm", limit=10)
+        if any(h.code.replace(".", "").startswith(term.target) for h in hits):
+            found += 1
+    assert found / len(sample) >= 0.8, found

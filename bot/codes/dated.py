@@ -206,10 +206,12 @@ class DatedView:
             lines.append(f"new in {first.first_release} ({first.valid_from.isoformat()})")
         for before, after in itertools.pairwise(spans):
             if before.billable and not after.billable:
-                lines.append(
+                line = (
                     f"billable until {before.last_release}; a header with codes below it"
                     f" since {after.first_release}"
                 )
+                replacement = self.replaced_by(system, normalize_code(card.code))
+                lines.append(f"{line} → use {replacement}" if replacement else line)
             elif after.billable and not before.billable:
                 lines.append(f"billable since {after.first_release} (a header before)")
             if not _same_title(before.title, after.title):

@@ -38,6 +38,13 @@ How a query is answered:
    preposition ("insulin pump" -> pump); for ICD-10-PCS the head is the root operation, so any
    query word naming it counts ("hip replacement" -> Replacement of ... Hip Joint). HCPCS S
    codes (commercial payers only) get a context demotion like the quality-reporting codes.
+8. Official vocabulary (`bot.codes.vocabulary`): index words (PCS index, CM tables, ICD-9
+   titles) match at VOCAB_FIELD_WEIGHT of a title word; source rewrites (PCS body part,
+   device and substance keys, FDA brand -> generic) are synonyms after data/synonyms.tsv.
+9. Query rules (`bot.codes.query_rules`): system intent, contradicting qualifiers, soft words
+   (numbers, units, routes); then hygiene (`_hygiene`, `_children_first`): terminated codes
+   below valid ones, a billable code above its header. `search(..., explain=True)` fills each
+   hit's `why` from the variant that scored it.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ from bot.codes.search_index import (
     CTX_EXTERNAL,
     CTX_HISTORY,
     CTX_INDUCED,
+    CTX_METASTATIC,
     CTX_NONCOVERED,
     CTX_PERINATAL,
     CTX_POISONING,
@@ -164,6 +172,7 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_QUALITY: 0.75,
     CTX_COMMERCIAL: 0.92,
     CTX_NONCOVERED: 0.8,
+    CTX_METASTATIC: 0.9,
 }
 
 
@@ -982,7 +991,8 @@ class SearchEngine:
                 if post is None:
                     continue
                 if doc in post.title:
-                    in_title.append(tok)
+                    if tok not in in_title:
+                        in_title.append(tok)
                     found = "title"
                     break
                 if doc in post.vocab:

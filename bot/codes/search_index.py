@@ -47,7 +47,7 @@ from pathlib import Path
 
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "8"
+INDEX_VERSION = "9"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -104,6 +104,7 @@ CTX_CONGENITAL = 2048
 CTX_QUALITY = 4096  # HCPCS quality-reporting codes (G8xxx, G9xxx, M1xxx)
 CTX_COMMERCIAL = 8192  # HCPCS S codes: used by commercial payers only, not by Medicare
 CTX_NONCOVERED = 16384  # HCPCS "Noncovered ..." items: billed only to say Medicare won't pay
+CTX_METASTATIC = 32768  # secondary (metastatic) malignant neoplasms: "breast cancer" is primary
 
 _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
     (bit, re.compile(pattern))
@@ -133,6 +134,7 @@ _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
             r"|complication of|breakdown|displacement of|leakage of|malfunction)\b",
         ),
         (CTX_CONGENITAL, r"\bcongenital\b"),
+        (CTX_METASTATIC, r"\bsecondary (?:malignant|carcinoid|neuroendocrine)\b"),
     )
 )
 
@@ -186,6 +188,7 @@ CTX_TRIGGERS: dict[int, frozenset[str]] = {
     CTX_QUALITY: _words("documentation documented measure quality mips reason reporting"),
     CTX_COMMERCIAL: _words("commercial private payer insurer nonmedicare"),
     CTX_NONCOVERED: _words("noncovered uncovered covered coverage"),
+    CTX_METASTATIC: _words("secondary metastatic metastasis metastases mets spread"),
 }
 
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
@@ -237,15 +240,24 @@ def tokenize(text: str) -> list[str]:
     return [stem(w) for w in raw_words(text) if w not in stop]
 
 
-def title_length(title: str, short_title: str, kind: str) -> int:
+# The dose part of an HCPCS drug descriptor ("Injection, naloxone hydrochloride, per 1 mg"):
+# it says how the drug is billed, not what it is, so it does not make a title longer.
+DOSE_WORDS = frozenset({"per", "up", "mg", "mcg", "ml", "gram", "gm", "unit", "cc", "dose"})
+
+
+def title_length(title: str, short_title: str, kind: str, system: str = "") -> int:
     """How many distinct words a title adds beyond what a query may ask for.
 
-    Parenthesised nonessential words do not count. A modifier's long title is a definition
-    with instructions ("Technical component; under certain circumstances ..."), so its short
-    title measures it better. (Other short titles are abbreviations: not comparable.)
+    Parenthesised nonessential words do not count, nor the dose part of HCPCS descriptors
+    (`DOSE_WORDS`, numbers). A modifier's long title is a definition with instructions
+    ("Technical component; under certain circumstances ..."), so its short title measures it
+    better. (Other short titles are abbreviations: not comparable.)
     """
     title = title_words(title)
-    n = len(set(tokenize(default_free(_PARENS.sub(" ", title) if "(" in title else title))))
+    words = set(tokenize(default_free(_PARENS.sub(" ", title) if "(" in title else title)))
+    if system == "hcpcs":
+        words = {w for w in words if w not in DOSE_WORDS and not w[:1].isdigit()}
+    n = len(words)
     if short_title and kind == "modifier":
         n = min(n, len(set(tokenize(short_title))))
     return max(n, 1)
@@ -432,7 +444,7 @@ def build_search_index(
             title_tokens = tokenize(title_words(_FOR_NOTE.sub(" ", title)))
         else:
             title_tokens = tokenize(title_words(title))
-        tlen = title_length(title, short, kind)
+        tlen = title_length(title, short, kind, system)
         ctx = context_bits(system, kind, key, title)
         if terms:
             other.update(tokenize(terms))

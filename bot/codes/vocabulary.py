@@ -67,13 +67,14 @@ VocabularyReader = Callable[[], Vocabulary]
 
 def default_readers() -> list[tuple[str, VocabularyReader]]:
     """The vocabulary sources read by every build, as (name, reader) pairs."""
-    from bot.codes.sources import brand_names, cm_tables, pcs_definitions, pcs_index
+    from bot.codes.sources import brand_names, cm_tables, icd9_terms, pcs_definitions, pcs_index
 
     return [
         ("ICD-10-PCS Index", pcs_index.load),
         ("ICD-10-PCS Definitions", pcs_definitions.load),
         ("ICD-10-CM tables", cm_tables.load),
         ("FDA brand names", brand_names.load),
+        ("ICD-9-CM titles (GEMs)", icd9_terms.load),
     ]
 
 

@@ -51,15 +51,38 @@ def backend_of(database_url: str) -> str:
     raise ConfigError(URL_HELP)
 
 
+class StateDatabaseUnavailable(RuntimeError):
+    """The state database cannot be opened; the message names it (never its password)."""
+
+
 async def open_store(settings: Settings) -> StateStore:
-    """Open (create, migrate) the state store `settings.database_url` names."""
+    """Open (create, migrate) the state store `settings.database_url` names.
+
+    Raises ConfigError for a malformed URL and StateDatabaseUnavailable when the database
+    cannot be reached or opened.
+    """
     if backend_of(settings.database_url) == "sqlite":
+        import sqlite3
+
         from bot.state.sqlite import SqliteStore
 
-        return await SqliteStore.open(settings.state_path)
-    from bot.state.postgres import PostgresStore
+        try:
+            return await SqliteStore.open(settings.state_path)
+        except (OSError, sqlite3.Error) as error:
+            raise StateDatabaseUnavailable(
+                f"state database {settings.state_path} cannot be opened: {error}"
+            ) from None
+    import asyncpg
 
-    return await PostgresStore.open(settings)
+    from bot.state.postgres import PostgresStore, public_url
+
+    try:
+        return await PostgresStore.open(settings)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise StateDatabaseUnavailable(
+            f"state database {public_url(settings.database_url)} cannot be reached: "
+            f"{type(error).__name__}"
+        ) from None
 
 
 async def open_accounts(

@@ -178,8 +178,12 @@ class StateAccounts:
     async def _flush_logged(self) -> None:
         try:
             await self.flush()
-        except Exception:
-            logger.exception("could not write the team lookup history or delivery records")
+        except Exception as error:
+            problem = self.storage_problem(error)
+            if problem:
+                logger.warning("lookup history not written: %s", problem)
+            else:
+                logger.exception("could not write the team lookup history or delivery records")
 
     async def flush(self) -> None:
         """Write buffered lookup history now."""
@@ -199,6 +203,14 @@ class StateAccounts:
             done = self._deliveries[:FLUSH_ROWS]
             self._deliveries = self._deliveries[FLUSH_ROWS:]
             await self.store.record_deliveries(done, timestamp(self.ledger.now()))
+
+    def storage_problem(self, error: BaseException) -> str | None:
+        """The state database's own failure in words (naming it), or None."""
+        return self.store.storage_problem(error)
+
+    async def ping(self) -> None:
+        """Raise unless the state database answers a trivial query."""
+        await self.store.ping()
 
     # ------------------------------------------------------------------ processed once
 

@@ -545,6 +545,23 @@ class PostgresStore:
         )
         return str(value or "")
 
+    def storage_problem(self, error: BaseException) -> str | None:
+        """Disk full, read-only (a standby or default_transaction_read_only), unreachable."""
+        if isinstance(error, asyncpg.DiskFullError):
+            return f"{self.description} is full (no space left on the server's disk)"
+        if isinstance(error, asyncpg.ReadOnlySQLTransactionError):
+            return f"{self.description} is read-only"
+        if isinstance(
+            error,
+            OSError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.ConnectionDoesNotExistError
+            | asyncpg.TooManyConnectionsError
+            | asyncpg.InterfaceError,
+        ):
+            return f"{self.description} cannot be reached"
+        return None
+
     async def applied_migrations(self) -> list[tuple[int, str]]:
         """(version, name) of every applied migration."""
         rows = await self.pool.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")

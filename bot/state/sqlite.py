@@ -29,7 +29,7 @@ from bot.state.policy import (
     LookupRow,
     NoteChange,
 )
-from bot.state.sqlite_db import Database
+from bot.state.sqlite_db import Database, storage_problem
 from bot.state.sqlite_schema import MIGRATIONS
 from bot.state.store import Delivery, HistoryRow, NoteKeys, Notes
 
@@ -524,6 +524,11 @@ class SqliteStore:
             "SELECT applied_at FROM schema_migrations WHERE name = 'processed_requests'"
         )
         return str(row[0]) if row else ""
+
+    def storage_problem(self, error: BaseException) -> str | None:
+        """Disk full, read-only, cannot open, I/O error: named with the file's path."""
+        problem = storage_problem(error)
+        return f"{self.description} {problem}" if problem else None
 
     async def applied_migrations(self) -> list[tuple[int, str]]:
         """(version, name) of every applied migration."""

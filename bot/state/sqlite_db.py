@@ -55,6 +55,7 @@ BUSY_TIMEOUT_MS = 10_000
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # truncate the WAL back to this after a checkpoint
 MAX_RETRIES = 12
+RECOVERY_CHECKPOINT_PAGES = 1_000  # SQLite's default: keep the WAL small once space ran out
 
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
@@ -66,6 +67,38 @@ _RECORD_SQL = "INSERT INTO schema_migrations (version, name, applied_at) VALUES 
 
 def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _problem_of(outcomes: Sequence[tuple[bool, Any]]) -> str:
+    for ok, value in outcomes:
+        if not ok and isinstance(value, BaseException):
+            problem = storage_problem(value)
+            if problem:
+                return problem
+    return "storage error"
+
+
+def is_storage_error(error: object) -> bool:
+    """True for errors of the storage itself: disk full, read-only, I/O, cannot open."""
+    if not isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return False
+    return storage_problem(error) is not None
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """What is wrong with the state file, in words, or None for any other error."""
+    if not isinstance(error, sqlite3.Error):
+        return None
+    message = str(error).lower()
+    if "full" in message:
+        return "is full (no space left on its disk)"
+    if "readonly" in message or "read-only" in message:
+        return "is read-only"
+    if "unable to open" in message:
+        return "cannot be opened"
+    if "disk i/o error" in message:
+        return "has a disk I/O error"
+    return None
 
 
 def is_locked_error(error: BaseException) -> bool:
@@ -86,6 +119,7 @@ class Database:
         self._jobs: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._pump: asyncio.Future[None] | None = None
         self._direct = False  # a lone job's hop is in flight (see `run`)
+        self._recovering = False  # a write failed for lack of space (see `_hop`)
 
     @classmethod
     async def open(
@@ -173,7 +207,7 @@ class Database:
             self._direct = True
             try:
                 async with self._lock:
-                    outcomes = await self._on_worker_thread(partial(_run_jobs, [job]))
+                    outcomes = await self._on_worker_thread(partial(self._hop, [job]))
             finally:
                 self._direct = False
                 if self._jobs and self._pump is None:  # queued meanwhile: one hop for all
@@ -195,7 +229,7 @@ class Database:
                 async with self._lock:  # never inside another coroutine's transaction
                     batch, self._jobs = self._jobs, []
                     outcomes = await self._on_worker_thread(
-                        partial(_run_jobs, [job for job, _ in batch])
+                        partial(self._hop, [job for job, _ in batch])
                     )
                 for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                     if future.done():  # the caller was cancelled; the job still ran
@@ -215,6 +249,34 @@ class Database:
                 raise  # cancellation: let it propagate (the failure went to every caller)
         finally:
             self._pump = None
+
+    def _hop(
+        self, jobs: Sequence[Callable[[sqlite3.Connection], Any]], connection: sqlite3.Connection
+    ) -> list[tuple[bool, Any]]:
+        """On the worker thread: recover from a full disk first if needed, then the jobs.
+
+        After "database or disk is full" (or an I/O error) SQLite leaves the WAL as big as
+        it got, and with a large autocheckpoint interval it is never folded back, so even
+        when space returns the next writes fill the disk again. So after such an error
+        every hop first tries `wal_checkpoint(TRUNCATE)` (it fails fast while the disk is
+        still full) and, once it succeeds, the checkpoint interval drops to SQLite's
+        default: the process recovers by itself as soon as there is room.
+        """
+        if self._recovering:
+            try:
+                busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy:
+                    connection.execute(f"PRAGMA wal_autocheckpoint = {RECOVERY_CHECKPOINT_PAGES}")
+                    self._recovering = False
+                    logger.warning("%s is writable again (WAL checkpointed)", self.path)
+            except sqlite3.Error:
+                pass  # still no room: the next hop tries again (a failing checkpoint is cheap)
+        outcomes = _run_jobs(jobs, connection)
+        if any(not ok and is_storage_error(value) for ok, value in outcomes):
+            if not self._recovering:
+                logger.error("%s: writes fail (%s)", self.path, _problem_of(outcomes))
+            self._recovering = True
+        return outcomes
 
     async def _on_worker_thread(self, function: Callable[[sqlite3.Connection], T]) -> T:
         # aiosqlite has no public "run this callable on your thread" API; `_execute` (queue a

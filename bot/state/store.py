@@ -168,6 +168,11 @@ class StateStore(Protocol):
         """When delivery records began here (migration `processed_requests` applied)."""
         ...
 
+    def storage_problem(self, error: BaseException) -> str | None:
+        """`error` in words when it is the storage's fault (full, read-only, unreachable),
+        naming the database, e.g. "state database /var/state.sqlite is full (…)"; else None."""
+        ...
+
     async def applied_migrations(self) -> list[tuple[int, str]]:
         """(version, name) of every applied schema migration, in order."""
         ...

@@ -53,6 +53,10 @@ class RecordingService:
         """Delegate the delivery record."""
         await self.inner.delivered(request)
 
+    async def readiness(self) -> dict[str, str]:
+        """Delegate the readiness checks."""
+        return await self.inner.readiness()
+
 
 @dataclass
 class SlackHarness:

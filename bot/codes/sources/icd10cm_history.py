@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bot.codes.normalize import icd10cm_display, normalize_code
 from bot.codes.releases import Release
@@ -307,7 +308,7 @@ def load(data_dir: Path | None = None) -> SourceData:
         )
         for r in releases
     ]
-    data.spans, data.changes = diff.spans, diff.changes
+    data.spans, data.changes = diff.spans, with_replacements(diff.changes)
     data.rows.extend(_rows_only_older(data.rows, diff.spans))
     data.release = "FY2027"
     data.source = f"{releases[-1].source}; FY2019-FY2026 beside it"
@@ -318,6 +319,35 @@ def load(data_dir: Path | None = None) -> SourceData:
         **applied,
     }
     return data
+
+
+def with_replacements(changes: list[tuple[Any, ...]], most: int = 6) -> list[tuple[Any, ...]]:
+    """Name what replaced each deleted code: the codes its release added below the nearest
+    ancestor it shares with them (D69.1 -> D69.11 D69.19; T52.8X1A -> T52.811A …, keeping
+    the 7th character). CDC's addenda do not say; this is the coder's first place to look."""
+    added: dict[str, list[str]] = {}
+    for row in changes:
+        if row[2] == "added":
+            added.setdefault(str(row[1]), []).append(str(row[4]))
+    out: list[tuple[Any, ...]] = []
+    for row in changes:
+        if row[2] != "deleted":
+            out.append(row)
+            continue
+        key = str(row[4])
+        found: list[str] = []
+        for length in range(len(key), 2, -1):
+            stem = key[:length]
+            found = [
+                k
+                for k in added.get(str(row[1]), ())
+                if k.startswith(stem) and (len(key) < 7 or k[-1] == key[-1])
+            ]
+            if found:
+                break
+        codes = " ".join(icd10cm_display(k) for k in found[:most])
+        out.append((*row[:8], codes + (" …" if len(found) > most else "")))
+    return out
 
 
 def _bind(year: int) -> Callable[[], Snapshot]:
