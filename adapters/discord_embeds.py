@@ -33,6 +33,7 @@ from bot.render import (
     billing_status,
     children_count,
     distinct_short_title,
+    flag_suffix,
     note_label,
     omitted_line,
     ordered_notes,
@@ -374,12 +375,12 @@ def _card_embed(card: CodeCard, budget: int, full: bool = False) -> dict[str, An
     if card.children:
         total = children_count(card)
         lines = [
-            f"`{c.code}` {_safe_title(c.title)}{'' if c.billable else ' (header)'}"
+            f"`{c.code}` {_safe_title(c.title)}{flag_suffix(c.billable, c.kind, c.status)}"
             for c in card.children[:MAX_CHILDREN_LINES]
         ]
         if full:
             lines = [
-                f"`{c.code}` {_safe_title(c.title)}{'' if c.billable else ' (header)'}"
+                f"`{c.code}` {_safe_title(c.title)}{flag_suffix(c.billable, c.kind, c.status)}"
                 for c in card.children
             ]
             if total > len(lines):
@@ -454,7 +455,7 @@ def _search_embed(reply: Reply) -> dict[str, Any]:
         embed.description("Try other words, a code, or `/code search icd10cm WORDS`.")
         return embed.build()
     lines = [
-        f"**{n}.** `{h.code}` {_safe_title(h.title)}{'' if h.billable else ' (header)'}"
+        f"**{n}.** `{h.code}` {_safe_title(h.title)}{flag_suffix(h.billable, h.kind, h.status)}"
         f" · {h.system.label}"
         for n, h in enumerate(hits, start=1)
     ]

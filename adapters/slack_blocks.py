@@ -29,6 +29,7 @@ from bot.render import (
     billing_status,
     children_count,
     distinct_short_title,
+    list_flag,
     note_label,
     omitted_line,
     ordered_notes,
@@ -157,7 +158,8 @@ def _lines_within(
 
 
 def _ref_line(ref: CodeRef) -> str:
-    flag = "" if ref.billable else " _(header)_"
+    word = list_flag(ref.billable, ref.kind, ref.status)
+    flag = f" _({word})_" if word else ""
     return f"• `{escape(ref.code)}` {escape(ref.title)}{flag}"
 
 
@@ -359,7 +361,8 @@ def _search_blocks(reply: Reply, show_actions: dict[str, Action]) -> list[dict[s
         return [_section(f"No codes match “{query}”. Try other words or a code.")]
     blocks = [_section(f"*{escape(reply.title) if reply.title else 'Codes matching ' + query}*")]
     for number, hit in enumerate(hits[: MAX_BLOCKS - 5], start=1):
-        flag = " _(header)_" if not hit.billable else ""
+        word = list_flag(hit.billable, hit.kind, hit.status)
+        flag = f" _({word})_" if word else ""
         block = _section(
             f"{number}. *{escape(hit.code)}* {escape(truncate(hit.title, 400))}{flag}"
             f"  _{escape(hit.system.label)}_"

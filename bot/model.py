@@ -67,6 +67,8 @@ class CodeRef:
     code: str
     title: str
     billable: bool = False
+    kind: str = ""  # as CodeCard.kind when known ("" when the source did not say)
+    status: str = "active"
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,8 @@ class SearchHit:
     title: str
     score: float
     billable: bool = True
+    kind: str = ""  # as CodeCard.kind when known
+    status: str = "active"
     why: tuple[str, ...] = ()  # with explain: why it matched (words, synonyms, index terms)
 
 

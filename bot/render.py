@@ -80,7 +80,10 @@ def render_item(item: ReplyItem, *, full: bool = False) -> str:
         return render_card(item, full=full)
     if isinstance(item, NotFound):
         lines = [item.message]
-        lines.extend(f"  {ref.code}  {ref.title}" for ref in item.suggestions)
+        lines.extend(
+            f"  {ref.code}  {ref.title}{flag_suffix(ref.billable, ref.kind, ref.status)}"
+            for ref in item.suggestions
+        )
         return "\n".join(lines)
     if isinstance(item, CptInfo):
         return render_cpt_info(item)
@@ -133,6 +136,29 @@ def note_label(key: str) -> str:
     return NOTE_LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
+HEADER_KINDS = frozenset(
+    {"chapter", "block", "category", "subcategory", "section", "body_system", "table"}
+)
+
+
+def list_flag(billable: bool, kind: str = "", status: str = "active") -> str:
+    """The label of a code in a list (children, search hits, suggestions): "terminated",
+    "modifier", or "header" for a real header only (a non-billable category, table …)."""
+    if status == "terminated":
+        return "terminated"
+    if kind == "modifier":
+        return "modifier"
+    if not billable and (kind in HEADER_KINDS or not kind):
+        return "header"
+    return ""
+
+
+def flag_suffix(billable: bool, kind: str = "", status: str = "active") -> str:
+    """` (terminated)`, ` (modifier)`, ` (header)` or ''."""
+    flag = list_flag(billable, kind, status)
+    return f" ({flag})" if flag else ""
+
+
 def ordered_notes(card: CodeCard) -> list[tuple[str, tuple[str, ...]]]:
     """The card's non-empty notes as (kind, lines) in `NOTE_ORDER`, unknown kinds last."""
     present = [(key, values) for key, values in card.notes.items() if values]
@@ -168,7 +194,7 @@ def render_card(card: CodeCard, *, full: bool = False) -> str:
         total = children_count(card)
         lines.append(f"Children ({total}):")
         lines.extend(
-            f"  {child.code}  {child.title}{'' if child.billable else ' (header)'}"
+            f"  {child.code}  {child.title}{flag_suffix(child.billable, child.kind, child.status)}"
             for child in card.children[:children_shown]
         )
         if total > min(children_shown, len(card.children)):
@@ -232,6 +258,6 @@ def _render_search(reply: Reply) -> str:
     lines = [reply.title or f"Codes matching \u201c{reply.text}\u201d:"]
     for number, hit in enumerate(hits, start=1):
         label = hit.system.label
-        flag = "" if hit.billable else " (header)"
+        flag = flag_suffix(hit.billable, hit.kind, hit.status)
         lines.append(f"{number}. {hit.code}  {hit.title}{flag}  [{label}]")
     return "\n".join(lines)

@@ -151,9 +151,9 @@ class CodeCatalog:
             parents.append(ref)
         parents.reverse()
         children = [
-            CodeRef(CodeSystem(c_system), c_code, c_title, bool(c_billable))
-            for c_system, c_code, c_title, c_billable in self._conn.execute(
-                "SELECT system, code, title, billable FROM codes WHERE parent_id = ?"
+            CodeRef(CodeSystem(c_system), c_code, c_title, bool(c_billable), c_kind, c_status)
+            for c_system, c_code, c_title, c_billable, c_kind, c_status in self._conn.execute(
+                "SELECT system, code, title, billable, kind, status FROM codes WHERE parent_id = ?"
                 " ORDER BY sort_order LIMIT ?",
                 (row_id, MAX_CHILDREN),
             )
@@ -403,7 +403,7 @@ class CodeCatalog:
                 return []
             marks = ",".join("?" * len(near_keys))
             rows = self._conn.execute(
-                f"SELECT key, system, code, title, billable, kind, sort_order FROM codes"
+                f"SELECT key, system, code, title, billable, kind, sort_order, status FROM codes"
                 f" WHERE key IN ({marks})",
                 near_keys,
             ).fetchall()
@@ -425,8 +425,8 @@ class CodeCatalog:
                 ),
             )
             return [
-                CodeRef(CodeSystem(system), code, title, bool(billable))
-                for _, system, code, title, billable, _, _ in ranked[:limit]
+                CodeRef(CodeSystem(system), code, title, bool(billable), kind, status)
+                for _, system, code, title, billable, kind, _, status in ranked[:limit]
             ]
 
     def _placeholder_family(self, key: str) -> list[CodeRef]:

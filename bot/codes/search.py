@@ -1028,18 +1028,23 @@ class SearchEngine:
             row = rows.get(state.doc_ids[doc])
             if row is None:
                 continue
-            system, code, title, billable = row
-            hits.append(SearchHit(CodeSystem(system), code, title, round(score, 4), bool(billable)))
+            system, code, title, billable, kind, status = row
+            hits.append(
+                SearchHit(
+                    CodeSystem(system), code, title, round(score, 4), bool(billable), kind, status
+                )
+            )
         return hits
 
-    def _fetch(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str, int]]:
+    def _fetch(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str, int, str, str]]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         return {
-            r[0]: (r[1], r[2], r[3], r[4])
+            r[0]: (r[1], r[2], r[3], r[4], r[5], r[6])
             for r in self._conn.execute(
-                f"SELECT id, system, code, title, billable FROM codes WHERE id IN ({marks})",
+                "SELECT id, system, code, title, billable, kind, status FROM codes"
+                f" WHERE id IN ({marks})",
                 list(ids),
             )
         }
