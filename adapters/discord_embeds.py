@@ -388,7 +388,7 @@ def _card_embed(card: CodeCard, budget: int, full: bool = False) -> dict[str, An
         else:
             embed.add_lines_field(f"Children ({total})", lines, total, cap=budget * 25 // 100)
     notes = ordered_notes(card)
-    coding = coding_lines(card.coding)
+    coding = coding_lines(card.coding, full=full)
     # a full card's notes leave room for the coding facts that follow them
     coding_room = sum(len(label) + len(value) + 10 for label, value in coding)
     for index, (key, values) in enumerate(notes):

@@ -646,18 +646,36 @@ class SlackAdapter:
         try:
             message = reply_to_message(reply)
             if origin.response_url:
-                await self._post_response_url(origin, message, public=reply.public)
+                if not await self._post_response_url(origin, message, public=reply.public):
+                    await self._response_url_fallback(origin, message, public=reply.public)
             else:
                 await self._post_in_channel(origin, message)
         except Exception:
             log.exception("could not deliver a reply")  # never let a task die noisily
 
-    async def _post_response_url(
+    async def _response_url_fallback(
         self, origin: _Origin, message: dict[str, Any], *, public: bool
     ) -> None:
+        """The response_url failed (expired, used up, gone): answer through the Web API with
+        the workspace's own token, privately to the user unless the answer is public."""
+        if not (origin.channel and origin.user):
+            return
+        if public:
+            await self._post_in_channel(origin, message)
+            return
+        arguments: dict[str, Any] = {"channel": origin.channel, "user": origin.user, **message}
+        if origin.thread_ts:
+            arguments["thread_ts"] = origin.thread_ts
+        if await self._call("chat.postEphemeral", arguments, origin.token):
+            log.warning("could not answer through chat.postEphemeral either")
+
+    async def _post_response_url(
+        self, origin: _Origin, message: dict[str, Any], *, public: bool
+    ) -> bool:
+        """Post to the request's response_url; False when it did not take the answer."""
         if not self._trusted_response_url(origin.response_url):
             log.warning("refusing a response_url outside Slack")
-            return
+            return True  # never a fallback for a forged URL: nothing is sent anywhere
         payload = {
             **message,
             "response_type": "in_channel" if public else "ephemeral",
@@ -674,10 +692,12 @@ class SlackAdapter:
                         continue
                     if response.status >= 400:
                         log.warning("response_url answered HTTP %s", response.status)
-                    return
+                        return False
+                    return True
             except (aiohttp.ClientError, TimeoutError) as error:
                 log.warning("response_url post failed: %s", type(error).__name__)
-                return
+                return False
+        return False
 
     def _trusted_response_url(self, url: str) -> bool:
         # only Slack's hooks origin, or the exact origin of SLACK_API_URL (adapters/slack_urls)

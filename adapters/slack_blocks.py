@@ -226,10 +226,13 @@ def _card_blocks(card: CodeCard, full: bool = False) -> list[dict[str, Any]]:
         if notes:
             blocks.append(_section(notes))
 
-    coding = coding_lines(card.coding)
+    coding = coding_lines(card.coding, full=full)
     if coding:  # MS-DRG, MCE, HCC, POA, ICD-9: its own labelled block
-        text = "\n".join(f"*{escape(label)}:* {escape(value)}" for label, value in coding)
-        blocks.append(_section(truncate(text, SECTION_BUDGET)))
+        coding_text = [f"*{escape(label)}:* {escape(value)}" for label, value in coding]
+        if full:
+            blocks.extend(_section(text) for text in _chunks(coding_text))
+        else:
+            blocks.append(_section(truncate("\n".join(coding_text), SECTION_BUDGET)))
 
     if card.team_note:
         author = f" ({escape(card.team_note_author)})" if card.team_note_author else ""

@@ -32,7 +32,7 @@ def card_json(card: CodeCard) -> dict[str, Any]:
         "children_total": card.children_total,
         "notes": {key: list(values) for key, values in card.notes.items()},
         "effective": dict(card.effective),
-        "attributes": {label: value for label, value in card.attributes},
+        "attributes": _attributes(card.attributes),
         "source": dict(card.source),
         "history": list(card.history),
         "as_of": card.as_of,
@@ -72,3 +72,12 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "billable": hit.billable,
         **({"why": list(hit.why)} if hit.why else {}),
     }
+
+
+def _attributes(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Attributes by label; a repeated label (G0124's two pricing indicators, K0856's types
+    of service) keeps every value, joined with "; " in file order."""
+    out: dict[str, str] = {}
+    for label, value in pairs:
+        out[label] = f"{out[label]}; {value}" if label in out else value
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.hcpcs_status import hcpcs_status
 from bot.model import CodeCard, CptInfo, NotFound, Reply, ReplyItem, ReplyKind, SearchHit
 from bot.render_knowledge import coding_lines
 
@@ -17,12 +18,14 @@ NOTE_LABELS = {
     "seven_chr_note": "7th character",
     "seven_chr_def": "7th characters",
     "processing_note": "Processing note",
+    "manifestation": "Manifestation",
 }
 MAX_CHILDREN_SHOWN = 20
 MAX_NOTE_LINES = 6
 # One fixed order of note kinds on every card and platform, most decisive first: what rules
 # a code out or must come with it, then the rules of its category, then what it covers.
 NOTE_ORDER = (
+    "manifestation",
     "excludes1",
     "code_first",
     "use_additional_code",
@@ -85,7 +88,11 @@ def render_item(item: ReplyItem, *, full: bool = False) -> str:
 
 
 def billing_status(card: CodeCard) -> str:
-    """`billable`, `not billable (category)`, `modifier`, `TERMINATED 2025-12-31`…"""
+    """`billable`, `not billable (category)`, `modifier`, `terminated: last date of
+    service 2025-12-31; use J0567`, `active, not payable by Medicare (coverage I)`…"""
+    hcpcs = hcpcs_status(card)
+    if hcpcs:
+        return hcpcs
     if card.status == "terminated":
         ended = card.effective.get("terminated", "")
         return f"TERMINATED {ended}".strip()
@@ -178,7 +185,7 @@ def render_card(card: CodeCard, *, full: bool = False) -> str:
             continue
         tail = f"; … and {more} more" if more else ""
         lines.append(f"{note_label(key)}: " + "; ".join(shown) + tail)
-    lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding))
+    lines.extend(f"{label}: {value}" for label, value in coding_lines(card.coding, full=full))
     dates = [
         f"{name.replace('_', ' ')} {value}"
         for name, value in card.effective.items()

@@ -91,7 +91,7 @@ def test_lookup_unknown_code_json_has_suggestions_and_exit_zero(run: Run) -> Non
 def test_terminated_hcpcs_code_says_so(run: Run) -> None:
     result = run("lookup", "S0189")
     assert result.returncode == 0
-    assert "TERMINATED 2025-12-31" in result.stdout
+    assert "terminated: last date of service 2025-12-31" in result.stdout
 
 
 def test_search_json_and_batch(run: Run, tmp_path: Path) -> None:

@@ -119,6 +119,11 @@ def test_a_card_shows_its_cc_mcc_and_the_full_card_its_exclusions(
     full = dict(coding_lines(card.coding, full=True))
     excluded = [v for k, v in full.items() if "excluded when the principal diagnosis" in k]
     assert excluded and "I50.20" in excluded[0]
+    v43_1 = _drgpy("v43.1")  # v44's exclusion lists are v43.1's (README)
+    first = v43_1["exmap"][v43_1["ccmap"]["I5023"]["pdx"]][0]
+    shown = f"{first[:3]}.{first[3:]}" if len(first) > 3 else first
+    assert f"excluded when the principal diagnosis is: {shown}" in render_card(card, full=True)
+    assert "excluded when the principal diagnosis" not in text  # the compact card: a count
 
 
 def _hcc_rows(year: int, key: str) -> dict[str, str]:

@@ -10,9 +10,11 @@ every Web API call, so the tests see each workspace answered with its own token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
+from slack_sdk.oauth.installation_store.models.bot import Bot
 
 from adapters.slack_app import ADAPTER_KEY, SlackAdapter, make_web_app
 from adapters.slack_blocks import ACTION_PREFIX
@@ -30,13 +33,14 @@ from adapters.slack_oauth import (
     BOT_SCOPES,
     SlackConfigError,
     SlackMode,
+    bot_to_json,
     installation_key,
     slack_mode,
 )
 from bot.config import Settings
 from bot.state import open_store
 from bot.state.installations import connect_installations
-from tests.fakes.fake_slack import ApiCall, FakeSlack, FakeUser, SlackSender
+from tests.fakes.fake_slack import ApiCall, FakeSlack, FakeUser, SlackSender, SocketModeSender
 from tests.fakes.slack_harness import (
     ROOT,
     SIGNING_SECRET,
@@ -44,6 +48,7 @@ from tests.fakes.slack_harness import (
     RecordingService,
     headers_of,
     open_real_service,
+    running_socket_mode,
     spawn_serve_slack,
     stopped_server_logs,
 )
@@ -263,6 +268,20 @@ async def test_a_state_is_good_once_under_concurrent_callbacks(apps: Cluster) ->
     assert len(apps.fake.of("oauth.v2.access")) == 1
 
 
+async def test_expired_response_url_falls_back_with_the_workspace_token(apps: Cluster) -> None:
+    fake = apps.fake
+    await apps.install("T1")
+    token_2 = await apps.install("T2")
+    fake.expire_response_urls()
+    sent, hook = await apps.sender("T2").click("E11.9", ACTION_PREFIX + "show_0", user="U2")
+    assert sent.status == 200
+    (fallback,) = await fake.wait_for("chat.postEphemeral", 1)
+    assert fallback.token == token_2
+    assert fallback.args["user"] == "U2" and fallback.args["channel"] == "C0001"
+    assert headers_of(fallback.args)[0].startswith("E11.9")
+    assert [c.hook for c in fake.of("response_url")] == [hook.rsplit("/", 1)[1]]
+
+
 # ---------------------------------------------------------------- uninstall and revocation
 
 
@@ -434,3 +453,59 @@ def _yaml_list(text: str, key: str) -> list[str]:
             break
         items.append(stripped[2:].strip().strip('"'))
     return items
+
+
+# ---------------------------------------------------------------- Socket Mode
+
+
+async def test_socket_mode_with_oauth_uses_each_workspace_token(
+    fake: FakeSlack, state_url: str, codes_db_path: Path
+) -> None:
+    """OAuth over Socket Mode: events arrive on the websocket, answers use each team's token."""
+    settings = oauth_settings(
+        fake, state_url, codes_db_path, slack_signing_secret="", slack_app_token=fake.app_token
+    )
+    # Two workspaces installed earlier (through /slack/install on any replica).
+    records = await connect_installations(settings)
+    tokens: dict[str, str] = {}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for team in ("T1", "T2"):
+                code = fake.approve_install(team)
+                basic = f"{fake.client_id}:{fake.client_secret}".encode()
+                auth = {"Authorization": "Basic " + base64.b64encode(basic).decode()}
+                async with session.post(
+                    fake.api_url + "oauth.v2.access", data={"code": code}, headers=auth
+                ) as response:
+                    granted = await response.json()
+                tokens[team] = granted["access_token"]
+                bot = Bot(
+                    app_id="A0001",
+                    team_id=team,
+                    bot_token=granted["access_token"],
+                    bot_id="B0001",
+                    bot_user_id=fake.bot_user_id,
+                    bot_scopes=list(BOT_SCOPES),
+                    installed_at=time.time(),
+                )
+                key = installation_key(None, team, False)
+                await records.save_installation(key, bot_to_json(bot, "UINSTALL1"), time.time())
+    finally:
+        await records.close()
+
+    async with running_socket_mode(fake, settings) as socket:
+        for team in ("T2", "T1"):
+            sender = SocketModeSender(fake, team_id=team)
+            before = len(fake.of("chat.postMessage"))
+            ack = await sender.event(sender.mention("E11.9"))
+            assert not ack.payload
+            posts = await fake.wait_for("chat.postMessage", before + 1)
+            assert posts[before].token == tokens[team]
+            assert headers_of(posts[before].args)[0].startswith("E11.9")
+        assert {r.user.tenant_id for r in socket.service.requests} == {"T1", "T2"}
+        # A workspace that never installed gets nothing.
+        stranger = SocketModeSender(fake, team_id="T9")
+        asked = len(socket.service.requests)
+        await stranger.event(stranger.mention("E11.9"))
+        await fake.settle()
+        assert len(socket.service.requests) == asked

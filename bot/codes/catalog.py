@@ -23,6 +23,7 @@ from rapidfuzz.process import extract
 
 from bot.codes.dated import DatedView
 from bot.codes.inherited_notes import NoteInheritance
+from bot.codes.manifestation import MANIFESTATION_KEY, MANIFESTATION_NOTE, is_manifestation
 from bot.codes.normalize import normalize_code
 from bot.codes.releases import ReleaseCalendar, read_releases
 from bot.codes.timeline import (
@@ -185,18 +186,35 @@ class CodeCatalog:
             parents=tuple(parents),
             children=tuple(children),
             children_total=total,
-            notes=self._notes(system, details, ancestor_ids),
+            notes=self._notes(system, details, ancestor_ids, title, parents),
             effective=effective,
             attributes=self._attributes(details, direct_parent),
             source=source,
         )
 
     def _notes(
-        self, system: str, details: dict[str, Any], ancestor_ids: list[int]
+        self,
+        system: str,
+        details: dict[str, Any],
+        ancestor_ids: list[int],
+        title: str,
+        parents: list[CodeRef],
     ) -> dict[str, tuple[str, ...]]:
-        """A code's notes; for ICD-10-CM with every ancestor's (`bot.codes.inherited_notes`)."""
+        """A code's notes; for ICD-10-CM with every ancestor's (`bot.codes.inherited_notes`)
+        and the manifestation flag (`bot.codes.manifestation`)."""
         if system == CodeSystem.ICD10CM.value:
-            return self._inherited.notes(details, ancestor_ids)
+            notes = self._inherited.notes(details, ancestor_ids)
+            # chapters have numeric codes and blocks a range: neither makes a manifestation
+            ancestors = [
+                (
+                    "block" if "-" in p.code else "chapter" if p.code.isdigit() else "category",
+                    p.title,
+                )
+                for p in parents
+            ]
+            if is_manifestation(title, ancestors, notes):
+                return {MANIFESTATION_KEY: (MANIFESTATION_NOTE,), **notes}
+            return notes
         return {key: tuple(values) for key, values in details.get("notes", {}).items() if values}
 
     def _attributes(

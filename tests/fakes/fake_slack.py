@@ -207,6 +207,12 @@ class FakeSlack:
         """The next `times` calls of `method` answer `{"ok": false, "error": error}`."""
         self._injected.setdefault(method, []).append(_Injected(error, times))
 
+    def expire_response_urls(self, *, times: int = 1) -> None:
+        """The next `times` response_url posts get 404 (expired or used up), as Slack does."""
+        self._injected.setdefault("response_url", []).append(
+            _Injected("expired_url", times, status=404)
+        )
+
     def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
         """The next `times` calls of `method` answer HTTP 429 with `Retry-After`."""
         self._injected.setdefault(method, []).append(

@@ -220,6 +220,8 @@ def load(data_dir: Path | None = None) -> SourceData:
         )
     )
     terminated = {"codes": 0, "modifiers": 0}
+    titles = {(r.is_modifier, r.code): " ".join(" ".join(r.description).split()) for r in records}
+    cross_referenced = 0
     for record in [*codes, *modifiers]:
         first = record.first
         added, effective, ended = _iso(first[268:276]), _iso(first[276:284]), _iso(first[284:292])
@@ -227,7 +229,20 @@ def load(data_dir: Path | None = None) -> SourceData:
         # wording. A code whose last day is before this release's effective date is gone.
         is_terminated = bool(ended) and ended < release_iso
         dates = {"added": added, "effective": effective, "terminated": ended}
+        if is_terminated and effective > ended:
+            # the action date of the termination itself: "effective 2026-01-01, terminated
+            # 2025-12-31" reads as nonsense; the last date of service says it all
+            del dates["effective"]
         attributes: list[tuple[str, str]] = []
+        # Field 15, HCPCS Cross Reference Code (5 x 5 characters from position 205): the
+        # valid code to use for a deleted code or one not valid for Medicare.
+        xrefs = [first[i : i + 5].strip() for i in range(204, 229, 5)]
+        xrefs = [x for x in xrefs if x]
+        cross_referenced += bool(xrefs)
+        label = "Use instead" if is_terminated else "See"
+        for target in xrefs:
+            title = titles.get((record.is_modifier, target)) or titles.get((False, target), "")
+            attributes.append((label, f"{target} {title}".strip()))
         coverage = first[229].strip()
         if coverage:
             attributes.append(("Coverage", _meaning(coverage, layout.coverage)))
@@ -280,6 +295,7 @@ def load(data_dir: Path | None = None) -> SourceData:
         "billable": sum(1 for r in rows if r.billable),
         "terminated_codes": terminated["codes"],
         "terminated_modifiers": terminated["modifiers"],
+        "cross_referenced": cross_referenced,
     }
     return SourceData(
         system=SYSTEM,
