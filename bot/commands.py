@@ -189,6 +189,9 @@ def _parse_words(raw: str, text: str, words: list[str]) -> Command:
         command = _parse_codes(rest, CommandKind.LOOKUP, "Usage: /code modifier LT")
         codes = tuple(replace(token, modifier_only=True) for token in command.codes)
         return replace(command, codes=codes)
+    chapter = _chapter_token(words)
+    if chapter is not None:
+        return Command(CommandKind.LOOKUP, codes=(chapter,))
     if head == "full":
         return _parse_codes(rest, CommandKind.FULL, "Usage: /code full E11.9")
     if head == "history":
@@ -266,7 +269,21 @@ def _distinct(tokens: list[CodeToken]) -> list[CodeToken]:
     return out
 
 
+def _chapter_token(words: list[str]) -> CodeToken | None:
+    """`chapter 4` (or `ch 4`) as a code token: chapters are stored under CHAPTER4, so a
+    bare `4` never finds one (see `bot.codes.normalize.typed_form`)."""
+    if len(words) != 2 or words[0].lower() not in ("chapter", "ch"):
+        return None
+    number = words[1]
+    if not (number.isascii() and number.isdigit() and len(number) <= 2):
+        return None
+    return CodeToken(f"chapter {int(number)}", CodeShape.CODE)
+
+
 def _parse_codes(rest: list[str], kind: CommandKind, usage: str) -> Command:
+    chapter = _chapter_token(rest)
+    if chapter is not None:
+        return Command(kind, codes=(chapter,))
     tokens = _distinct([_token(word) for word in code_words(" ".join(rest))])
     if not tokens or any(token.shape is CodeShape.WORD for token in tokens):
         return Command(CommandKind.INVALID, text=usage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.codes.normalize import typed_form
 from bot.hcpcs_status import hcpcs_status
 from bot.model import CodeCard, CptInfo, NotFound, Reply, ReplyItem, ReplyKind, SearchHit
 from bot.render_knowledge import coding_lines
@@ -228,7 +229,7 @@ def render_card(card: CodeCard, *, full: bool = False) -> str:
         author = f" ({card.team_note_author})" if card.team_note_author else ""
         lines.append(f"Team note{author}: {card.team_note}")
     if cut:
-        lines.append(f"Full card: /code full {card.code}")
+        lines.append(f"Full card: /code full {typed_form(card.code, card.kind)}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.codes.normalize import typed_form
 from bot.model import Action, CodeCard, CptInfo, NotFound, ReplyItem
 
 MAX_REPLY_ITEMS = 10  # Discord's embeds per message, the smallest limit of any platform
@@ -56,7 +57,7 @@ def card_actions(cards: Sequence[CodeCard], *, full: bool = False) -> tuple[Acti
     actions: list[Action] = []
     seen: set[str] = set()
     for card in cards:
-        code = card.code
+        code = typed_form(card.code, card.kind)
         for kind, value, label in (
             ("share", f"share {code}", f"Share {code}"),
             ("full", f"full {code}", f"Full card {code}"),

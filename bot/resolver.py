@@ -136,10 +136,20 @@ class CodeResolver:
             kind = (" or ".join(labels) + " code") if labels else "code"
             if CodeSystem.ICD10PCS.label in labels and len(typed) <= MAX_SUGGEST_INPUT:
                 why = self._catalog.pcs_axis_problem(typed)
+            if why and len(key) < 7:
+                # 0DT3X: the codes of the valid part (0DT3) beat neighbours by edit distance
+                suggestions = self._row_codes(key) or suggestions
         message = f"{shown} is not a valid {kind}" + (f": {why}." if why else ".")
         if suggestions:
             message += " Did you mean one of these?"
         return NotFound(query=shown, message=message, suggestions=suggestions)
+
+    def _row_codes(self, key: str) -> tuple[CodeRef, ...]:
+        """The first codes of the longest row prefix (four or five characters) of `key`."""
+        for end in range(len(key) - 1, 3, -1):
+            for card in self._catalog.partial(key[:end]):
+                return card.children[:5]
+        return ()
 
 
 def _before_icd10(item: ReplyItem, as_of: date | None) -> ReplyItem:

@@ -25,6 +25,7 @@ from bot.commands import CommandKind, parse
 from bot.config import Settings
 from bot.json_output import card_json
 from bot.model import CodeCard, CodeSystem, NotFound, Reply
+from bot.reply_items import card_actions
 from bot.service import LookupService
 from tests.test_service import request
 
@@ -122,6 +123,28 @@ async def test_block_card_lists_its_categories_and_notes(
         assert any(line.startswith(words(note)) for line in card.notes["excludes1"])
 
 
+@pytest.mark.parametrize("typed", ["chapter 4", "ch 04", "E00-E89"])
+async def test_chapter_card_by_number_or_range(service: LookupService, typed: str) -> None:
+    chapter = next(c for c in tabular().iter("chapter") if words(c.find("name")) == "4")
+    desc = words(chapter.find("desc"))
+    assert desc.endswith("(E00-E89)")  # the range typed above is the chapter's own
+    card = only(await service.handle(request(f"/code {typed}")))
+    assert (card.code, card.kind, card.title) == ("4", "chapter", desc)
+    # its blocks; a one-category block (no range) is its category, straight under the chapter
+    expected = []
+    for block in chapter.findall("section"):
+        block_id = block.get("id", "")
+        if "-" in block_id:
+            expected.append(block_id)
+        else:
+            expected.extend(words(d.find("name")) for d in block.findall("diag"))
+    assert [c.code for c in card.children] == expected
+    # the buttons send what finds the chapter again ("4" alone is no code)
+    assert {a.value for a in card_actions([card])} == {"share chapter 4", "full chapter 4"}
+    full = only(await service.handle(request("/code full chapter 4")))
+    assert full.code == "4"
+
+
 async def test_a_range_that_is_no_block_points_at_blocks(service: LookupService) -> None:
     item = not_found(await service.handle(request("/code E08-E10")))
     assert item.message.startswith("E08-E10 is not a valid ICD-10-CM block.")
@@ -205,3 +228,13 @@ async def test_imaging_qualifiers_are_labelled_by_position(service: LookupServic
     attributes = card_json(card)["attributes"]
     assert len(attributes) == 7
     assert attributes[f"7 {titles['7']}"] == f"{code[6]} {row_axes(row)['7'][1][code[6]]}"
+
+
+async def test_a_short_invalid_prefix_suggests_the_codes_of_its_valid_part(
+    service: LookupService,
+) -> None:
+    row = {code for code in codes_of_table("0DT") if code.startswith("0DTJ")}
+    assert not any(code.startswith("0DTJX") for code in row)
+    item = not_found(await service.handle(request("/code 0DTJX")))
+    assert "not valid in 0DT row J (" in item.message
+    assert item.suggestions and {s.code for s in item.suggestions} <= row

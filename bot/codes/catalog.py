@@ -286,6 +286,8 @@ class CodeCatalog:
         prefix. [] when the key is no such thing (or no code has the prefix).
         """
         key = normalize_code(raw)
+        if is_block_shaped(key):
+            return self._chapter_by_range(key, as_of)
         if "." in raw or not is_pcs_partial(key):
             return []
         if len(key) == 2:
@@ -329,6 +331,17 @@ class CodeCatalog:
                 coding=None,
             )
         ]
+
+    def _chapter_by_range(self, key: str, as_of: date | None) -> list[CodeCard]:
+        """An ICD-10-CM chapter typed as its range (E00-E89): chapters are stored under
+        `CHAPTER4`, their range only in the title ("Endocrine, … diseases (E00-E89)")."""
+        with self._lock:
+            self._fresh()
+            row = self._conn.execute(
+                "SELECT key FROM codes WHERE system = ? AND kind = 'chapter' AND title LIKE ?",
+                (CodeSystem.ICD10CM.value, f"%({key})"),
+            ).fetchone()
+        return [] if row is None else self.lookup(row[0], as_of)
 
     def pcs_axis_problem(self, raw: str) -> str:
         """Why a PCS-shaped key is not a code of its table: the first axis (4-7) whose value

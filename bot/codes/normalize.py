@@ -120,6 +120,12 @@ def is_pcs_shaped(key: str) -> bool:
     return bool(_ICD10PCS_ROW.match(key) or _NEAR_PCS.match(key) or _ICD10PCS.match(key))
 
 
+def typed_form(code: str, kind: str) -> str:
+    """What a user types to get a card back (Share and Full card buttons): the code, but
+    `chapter 4` for an ICD-10-CM chapter, whose bare number is no code."""
+    return f"chapter {code}" if kind == "chapter" else code
+
+
 def is_cpt_modifier(key: str) -> bool:
     """True for two digits: the shape of a CPT® modifier (25, 59); HCPCS Level II modifiers
     always have a letter."""
