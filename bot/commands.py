@@ -83,6 +83,8 @@ class CodeToken:
 
     text: str
     shape: CodeShape
+    # `/code modifier XX` and `-XX`: a modifier or nothing, never the PCS body system XX
+    modifier_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,9 @@ def _parse_words(raw: str, text: str, words: list[str]) -> Command:
     if head == "share":
         return _parse_codes(rest, CommandKind.SHARE, "Usage: /code share E11.9")
     if head in ("modifier", "mod") and len(rest) == 1:
-        return _parse_codes(rest, CommandKind.LOOKUP, "Usage: /code modifier LT")
+        command = _parse_codes(rest, CommandKind.LOOKUP, "Usage: /code modifier LT")
+        codes = tuple(replace(token, modifier_only=True) for token in command.codes)
+        return replace(command, codes=codes)
     if head == "full":
         return _parse_codes(rest, CommandKind.FULL, "Usage: /code full E11.9")
     if head == "history":
@@ -247,7 +251,7 @@ def _token(word: str) -> CodeToken:
     shape = shape_of(word)
     if shape is CodeShape.WORD and is_near_code(word):
         shape = CodeShape.CODE
-    return CodeToken(word, shape)
+    return CodeToken(word, shape, modifier_only=word.startswith("-"))
 
 
 def _distinct(tokens: list[CodeToken]) -> list[CodeToken]:

@@ -125,6 +125,14 @@ class CodeLookup(Protocol):
         """True when a licensed CPT file has been imported."""
         ...
 
+    def partial(self, raw: str, as_of: date | None = None) -> list[CodeCard]:
+        """The card of a partial PCS code: a body system (0D) or a table row (0DTJ)."""
+        ...
+
+    def pcs_axis_problem(self, raw: str) -> str:
+        """Why a PCS-shaped key is no code of its table ('' when it is not that)."""
+        ...
+
     @property
     def calendar(self) -> ReleaseCalendar:
         """The releases held per code set."""

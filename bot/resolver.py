@@ -14,6 +14,7 @@ from bot.codes.dated import before_icd10
 from bot.codes.normalize import (
     CodeShape,
     code_sets_of_shape,
+    is_block_shaped,
     is_cpt_modifier,
     is_cpt_shaped,
     is_hcpcs_shaped,
@@ -80,7 +81,10 @@ class CodeResolver:
         if is_cpt_shaped(key) and not self._catalog.has_cpt():
             section, range_label = section_for(key)
             return [CptInfo(code=key, section=section, range_label=range_label)]
-        return []
+        # Only when no code has the key (GZ is a modifier, B020 is B02.0): 0D, 0DTJ.
+        if token.modifier_only or token.text.startswith("-"):
+            return []
+        return [_before_icd10(card, as_of) for card in self._catalog.partial(token.text, as_of)]
 
     def _hcpcs_first(self, token: CodeToken, cards: list[ReplyItem]) -> list[ReplyItem]:
         """An undotted letter + 4 digits (J1100) is typed as an HCPCS code: its card alone,
@@ -122,12 +126,17 @@ class CodeResolver:
             wider = self._catalog.suggest(typed, limit=MODIFIER_SUGGEST_POOL)
             suggestions = tuple(ref for ref in wider if len(ref.code) == 2)[:5]
         key = normalize_code(typed)
+        why = ""
         if shape is CodeShape.MODIFIER:
             kind = "modifier"
+        elif is_block_shaped(key):
+            kind = "ICD-10-CM block"
         else:
             labels = [CodeSystem(s).label for s in code_sets_of_shape(key, dotted="." in typed)]
             kind = (" or ".join(labels) + " code") if labels else "code"
-        message = f"{shown} is not a valid {kind}."
+            if CodeSystem.ICD10PCS.label in labels and len(typed) <= MAX_SUGGEST_INPUT:
+                why = self._catalog.pcs_axis_problem(typed)
+        message = f"{shown} is not a valid {kind}" + (f": {why}." if why else ".")
         if suggestions:
             message += " Did you mean one of these?"
         return NotFound(query=shown, message=message, suggestions=suggestions)

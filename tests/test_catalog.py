@@ -66,7 +66,7 @@ def test_placeholder_x_codes(catalog: CodeCatalog) -> None:
 def test_pcs_code_has_all_seven_axes(catalog: CodeCatalog) -> None:
     card = only(catalog.lookup("0dtj4zz"), CodeSystem.ICD10PCS)
     assert card.title == "Resection of Appendix, Percutaneous Endoscopic Approach"
-    assert card.attributes == (
+    axes = (
         ("Section", "Medical and Surgical"),
         ("Body System", "Gastrointestinal System"),
         ("Operation", "Resection: Cutting out or off, without replacement, all of a body part"),
@@ -74,6 +74,10 @@ def test_pcs_code_has_all_seven_axes(catalog: CodeCatalog) -> None:
         ("Approach", "Percutaneous Endoscopic"),
         ("Device", "No Device"),
         ("Qualifier", "No Qualifier"),
+    )
+    # by position and value: "4 Body Part: J Appendix"
+    assert card.attributes == tuple(
+        (f"{n + 1} {title}", f"{'0DTJ4ZZ'[n]} {value}") for n, (title, value) in enumerate(axes)
     )
     assert [p.code for p in card.parents] == ["0", "0D", "0DT"]
     titles = [p.title for p in card.parents[:2]]

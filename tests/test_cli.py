@@ -62,7 +62,7 @@ def test_lookup_json_five_cards(run: Run) -> None:
     e119, s72, pcs, a0425, lt = cards
     assert e119["billable"] and e119["parents"][-1]["code"] == "E11"
     assert s72["billable"] and "initial encounter" in s72["title"]
-    assert pcs["attributes"]["Body Part"] == "Appendix"
+    assert pcs["attributes"]["4 Body Part"] == "J Appendix"
     assert a0425["effective"]["added"] and a0425["status"] == "active"
     assert lt["title"].startswith("Left side")
     for card in cards:

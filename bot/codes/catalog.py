@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from rapidfuzz.process import extract
 from bot.codes.dated import DatedView
 from bot.codes.inherited_notes import NoteInheritance
 from bot.codes.manifestation import MANIFESTATION_KEY, MANIFESTATION_NOTE, is_manifestation
-from bot.codes.normalize import normalize_code
+from bot.codes.normalize import is_block_shaped, is_pcs_partial, is_pcs_shaped, normalize_code
 from bot.codes.releases import ReleaseCalendar, read_releases
 from bot.codes.timeline import (
     FIRST_ENTRIES,
@@ -175,6 +175,9 @@ class CodeCatalog:
                 "file": code_set.source,
             }
         source.update(details.get("source", {}))
+        attributes = self._attributes(details, direct_parent)
+        if system == CodeSystem.ICD10PCS.value:
+            attributes = _pcs_positions(code, attributes)
         return CodeCard(
             system=CodeSystem(system),
             code=code,
@@ -188,7 +191,7 @@ class CodeCatalog:
             children_total=total,
             notes=self._notes(system, details, ancestor_ids, title, parents),
             effective=effective,
-            attributes=self._attributes(details, direct_parent),
+            attributes=attributes,
             source=source,
         )
 
@@ -273,6 +276,105 @@ class CodeCatalog:
             if len(self._cards) > CARD_CACHE_SIZE:
                 self._cards.popitem(last=False)
             return list(cards)
+
+    def partial(self, raw: str, as_of: date | None = None) -> list[CodeCard]:
+        """The card of a partial PCS code: a body system (`0D`) or the row of a table that
+        a four- or five-character prefix picks (`0DTJ`: every code of 0DT with body part J).
+
+        Body systems are stored under `PCSBODY0D` so that exact lookups never find them;
+        a row is not stored at all: its card is the table's, narrowed to the codes with the
+        prefix. [] when the key is no such thing (or no code has the prefix).
+        """
+        key = normalize_code(raw)
+        if "." in raw or not is_pcs_partial(key):
+            return []
+        if len(key) == 2:
+            return self.lookup(f"PCSBODY{key}", as_of)
+        table = self.get(CodeSystem.ICD10PCS, key[:3], as_of)
+        if table is None or table.kind != "table":
+            return []
+        with self._lock:
+            self._fresh()
+            rows = self._conn.execute(
+                "SELECT id, code, title, billable, kind, status FROM codes"
+                " WHERE key >= ? AND key < ? AND system = ? AND kind = 'code'"
+                " ORDER BY sort_order",
+                (key, key + "~", CodeSystem.ICD10PCS.value),
+            ).fetchall()
+            if not rows:
+                return []
+            first = self._card(
+                self._conn.execute(
+                    f"SELECT {_CARD_COLUMNS} FROM codes WHERE id = ?", (rows[0][0],)
+                ).fetchone()
+            )
+        axes = first.attributes[3 : len(key)]
+        children = tuple(
+            CodeRef(CodeSystem.ICD10PCS, code, title, bool(billable), kind, status)
+            for _, code, title, billable, kind, status in rows[:MAX_CHILDREN]
+        )
+        table_ref = CodeRef(CodeSystem.ICD10PCS, table.code, table.title, False, "table")
+        return [
+            replace(
+                table,
+                code=key,
+                # "Gastrointestinal System, Resection, Appendix": the table and the row's axes
+                title=", ".join([table.title, *(value.split(" ", 1)[-1] for _, value in axes)]),
+                short_title="",
+                kind="table_row",
+                parents=(*table.parents, table_ref),
+                children=children,
+                children_total=len(rows),
+                attributes=table.attributes + axes,
+                coding=None,
+            )
+        ]
+
+    def pcs_axis_problem(self, raw: str) -> str:
+        """Why a PCS-shaped key is not a code of its table: the first axis (4-7) whose value
+        no code of the table has after the characters before it, and the valid values there
+        ("Approach 3 is not valid in 0DT row J (Appendix); valid: 0 Open, 4 …").
+
+        The valid codes in the database are the expansion of the tables XML's rows (the
+        build checks both agree), so the values valid after a prefix are read from them
+        with one index range scan per axis and nothing more is stored. '' when the table
+        does not exist or every character typed is valid so far.
+        """
+        key = normalize_code(raw)
+        if "." in raw or not is_pcs_shaped(key):
+            return ""
+        system = CodeSystem.ICD10PCS.value
+        with self._lock:
+            self._fresh()
+            for position in range(3, min(len(key), 7)):
+                prefix = key[:position]
+                # one code's details per value of this axis: its labels for every axis
+                found = self._conn.execute(
+                    "SELECT substr(key, ?, 1), min(details) FROM codes"
+                    " WHERE key >= ? AND key < ? AND system = ? AND kind = 'code'"
+                    " GROUP BY 1 ORDER BY 1",
+                    (position + 1, prefix, prefix + "~", system),
+                ).fetchall()
+                if not found:
+                    return ""
+                values = {char: json.loads(raw_details) for char, raw_details in found}
+                if key[position] in values:
+                    continue
+                axes = [list(map(str, a)) for a in next(iter(values.values()))["attributes"]]
+                title = axes[position - 3][0]
+                where = f"table {key[:3]}"
+                if position > 3:
+                    picked = ", ".join(a[1] for a in axes[: position - 3])
+                    where = f"{key[:3]} row {key[3:position]} ({picked})"
+                labels = [
+                    f"{char} {details['attributes'][position - 3][1]}"
+                    for char, details in values.items()
+                ]
+                listed = labels if len(labels) <= 10 else list(values)
+                return (
+                    f"{title} {key[position]} is not valid in {where}; valid: {', '.join(listed)}"
+                )
+        return ""
 
     def get(
         self, system: CodeSystem | str, code: str, as_of: date | None = None
@@ -366,6 +468,8 @@ class CodeCatalog:
         if not key or limit <= 0:
             return []
         only_cm = "." in raw
+        if is_block_shaped(key):
+            return self._blocks_near(key, limit)
         with self._lock:
             self._fresh()
             exact = [
@@ -429,6 +533,22 @@ class CodeCatalog:
                 for _, system, code, title, billable, kind, _, status in ranked[:limit]
             ]
 
+    def _blocks_near(self, key: str, limit: int) -> list[CodeRef]:
+        """For a range that is not a block (E08-E10): the blocks that start or end as it
+        does and the blocks of its two categories, in code order."""
+        first, last = key.split("-")
+        with self._lock:
+            self._fresh()
+            rows = self._conn.execute(
+                "SELECT DISTINCT b.code, b.title, b.sort_order FROM codes b"
+                " LEFT JOIN codes c ON c.parent_id = b.id"
+                " WHERE b.system = ? AND b.kind = 'block'"
+                " AND (b.key LIKE ? OR b.key LIKE ? OR c.key IN (?, ?))"
+                " ORDER BY b.sort_order LIMIT ?",
+                (CodeSystem.ICD10CM.value, f"{first}-%", f"%-{last}", first, last, limit),
+            ).fetchall()
+        return [CodeRef(CodeSystem.ICD10CM, code, title, False, "block") for code, title, _ in rows]
+
     def _placeholder_family(self, key: str) -> list[CodeRef]:
         """T81.4XXA: the placeholder X stands where T81.4 has children, so the user wants
         one of the 7-character codes below T81.4 with the same 7th character, in code order
@@ -485,6 +605,19 @@ class CodeCatalog:
                 "SELECT 1 FROM code_sets WHERE system = ?", (CodeSystem.CPT.value,)
             ).fetchone()
             return row is not None
+
+
+def _pcs_positions(
+    code: str, attributes: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """PCS axes by position and value, "4 Body Part: J Appendix": imaging has two axes
+    titled Qualifier (6 and 7), which only their position tells apart."""
+    if len(attributes) > len(code):
+        return attributes  # not one axis per character: leave as stored
+    return tuple(
+        (f"{index + 1} {title}", f"{code[index]} {value}")
+        for index, (title, value) in enumerate(attributes)
+    )
 
 
 def _common_prefix(a: str, b: str) -> int:

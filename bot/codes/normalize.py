@@ -17,6 +17,12 @@ MAX_CODE_LENGTH = 8  # S72.001A with its dot
 _ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:[0-9A-Z]{1,4})?$")
 _ICD10PCS = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{6}$")
 _ICD10PCS_TABLE = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{2}$")  # 0DT: section+system+op
+# A row prefix of a PCS table (0DTJ, 0DTJ4): the table's characters and one or two axes.
+_ICD10PCS_ROW = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]{3,4}$")
+# A PCS body system (0D, BW): section and body system, no digit needed (GZ, XW).
+_ICD10PCS_BODY = re.compile(r"^[0-9BCDFGHX][0-9A-HJ-NP-Z]$")
+# An ICD-10-CM block is the range of its categories (E08-E13, I10-I1A).
+_ICD10CM_BLOCK = re.compile(r"^[A-Z][0-9][0-9A-Z]-[A-Z][0-9][0-9A-Z]$")
 _HCPCS = re.compile(r"^[A-V][0-9]{4}$")
 _CPT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTUM])$")
 _MODIFIER = re.compile(r"^[A-Z0-9]{2}$")
@@ -44,6 +50,8 @@ def shape_of(token: str) -> CodeShape:
     """Classify one whitespace-free token typed by a user."""
     if len(token) > MAX_CODE_LENGTH + 1:
         return CodeShape.WORD
+    if is_block_shaped(token.upper()):
+        return CodeShape.CODE  # the dash would make it a word below
     if token.startswith("-") and len(token) == 3:
         return CodeShape.MODIFIER if _MODIFIER.match(token[1:].upper()) else CodeShape.WORD
     if (
@@ -58,7 +66,8 @@ def shape_of(token: str) -> CodeShape:
     if _MODIFIER.match(key):
         return CodeShape.MODIFIER
     if not any(
-        _pattern.match(key) for _pattern in (_ICD10CM, _ICD10PCS, _ICD10PCS_TABLE, _HCPCS, _CPT)
+        _pattern.match(key)
+        for _pattern in (_ICD10CM, _ICD10PCS, _ICD10PCS_TABLE, _ICD10PCS_ROW, _HCPCS, _CPT)
     ):
         return CodeShape.WORD
     return CodeShape.CODE if any(ch.isdigit() for ch in key) else CodeShape.MAYBE
@@ -76,7 +85,7 @@ def is_near_code(token: str) -> bool:
 def code_sets_of_shape(key: str, *, dotted: bool = False) -> list[str]:
     """The code sets (CodeSystem values) whose pattern a key fits, to name them in "not a
     valid … code". A dotted code is ICD-10-CM only; a PCS near miss counts as PCS."""
-    if dotted:
+    if dotted or is_block_shaped(key):
         return ["icd10cm"]
     sets = [
         system
@@ -84,6 +93,7 @@ def code_sets_of_shape(key: str, *, dotted: bool = False) -> list[str]:
             ("icd10cm", _ICD10CM),
             ("icd10pcs", _ICD10PCS),
             ("icd10pcs", _ICD10PCS_TABLE),
+            ("icd10pcs", _ICD10PCS_ROW),
             ("hcpcs", _HCPCS),
         )
         if pattern.match(key)
@@ -91,6 +101,23 @@ def code_sets_of_shape(key: str, *, dotted: bool = False) -> list[str]:
     if not sets and _NEAR_PCS.match(key):
         sets.append("icd10pcs")
     return list(dict.fromkeys(sets))
+
+
+def is_block_shaped(key: str) -> bool:
+    """True for an ICD-10-CM block range such as E08-E13 or I10-I1A (upper-case key)."""
+    return bool(_ICD10CM_BLOCK.match(key))
+
+
+def is_pcs_partial(key: str) -> bool:
+    """True for a key that can only be part of a PCS code: a body system (0D) or a table
+    row prefix of four or five characters (0DTJ, 0DTJ4)."""
+    return bool(_ICD10PCS_BODY.match(key) or _ICD10PCS_ROW.match(key))
+
+
+def is_pcs_shaped(key: str) -> bool:
+    """True for a key in the PCS alphabet of four to seven characters (0DTJ … 0DTJ3ZZ),
+    whose axes 4-7 can be checked against its table."""
+    return bool(_ICD10PCS_ROW.match(key) or _NEAR_PCS.match(key) or _ICD10PCS.match(key))
 
 
 def is_cpt_modifier(key: str) -> bool:
