@@ -28,7 +28,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -36,6 +36,7 @@ from aiohttp import web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from adapters.background import Background
 from adapters.discord_choices import choice_pairs
 from adapters.discord_embeds import OPEN_SELECT_ID, RUN_PREFIX, DiscordMessage, render_reply
 from bot.commands import CommandKind, parse
@@ -127,8 +128,7 @@ class DiscordInteractions:
         self.defer_after = defer_after
         self.verifier = SignatureVerifier(settings.discord_public_key, clock=clock)
         self.api_url = (settings.discord_api_url or DEFAULT_API_URL).rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(HTTP_TIMEOUT_SECONDS)
 
     def web_app(self) -> web.Application:
         """The aiohttp application (`POST /discord/interactions`, `GET /healthz`)."""
@@ -142,10 +142,8 @@ class DiscordInteractions:
         return web.json_response({"ok": True, "platform": PLATFORM})
 
     async def _cleanup(self, _app: web.Application) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=HTTP_TIMEOUT_SECONDS)
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self._background.drain(HTTP_TIMEOUT_SECONDS)
+        await self._background.close_session()
 
     # ------------------------------------------------------------ HTTP
 
@@ -239,7 +237,7 @@ class DiscordInteractions:
             return response
         # Slow: acknowledge now (a share defers publicly), finish through the webhook.
         public = parse(text).kind is CommandKind.SHARE
-        self._spawn(self._follow_up(payload, request, task))
+        self._background.spawn(self._follow_up(payload, request, task))
         data = {} if public else {"flags": EPHEMERAL}
         return web.json_response({"type": DEFERRED_CHANNEL_MESSAGE, "data": data})
 
@@ -254,7 +252,7 @@ class DiscordInteractions:
             f"{self.api_url}/webhooks/{payload.get('application_id')}/"
             f"{payload.get('token')}/messages/@original"
         )
-        session = await self._http()
+        session = await self._background.session()
         try:
             async with session.patch(url, json=body) as response:
                 ok = response.status < 300
@@ -267,18 +265,6 @@ class DiscordInteractions:
             await self.service.delivered(request)
         elif not reply.replayed:
             await self.service.refund(request)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
-            )
-        return self._session
 
 
 def _user(payload: dict[str, Any]) -> dict[str, Any]:

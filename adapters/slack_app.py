@@ -29,7 +29,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.background import Background
 from adapters.ops_http import add_ops_routes
 from adapters.slack_blocks import ACTION_PREFIX, error_message, reply_to_message
 from adapters.slack_guard import SlackRequestGuard
@@ -259,8 +260,7 @@ class SlackAdapter:
         self._clicks = _Memory(CLICK_MEMORY_SECONDS)
         self._admins = _Memory(ADMIN_CACHE_SECONDS)
         self._admin_lookups: dict[str, asyncio.Future[bool]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._background = Background(HTTP_TIMEOUT_SECONDS)
         self._guard = SlackRequestGuard(settings.slack_signing_secret)
         self._register()
 
@@ -341,27 +341,11 @@ class SlackAdapter:
 
     async def close(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Let answers in flight finish (up to `grace` seconds), then release connections."""
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        for task in await self._background.drain(grace):
+            task.cancel()
+        await self._background.close_session()
         if self.installations is not None:
             await self.installations.close()
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
-            )
-        return self._session
 
     # ------------------------------------------------------------ identity
 
@@ -487,7 +471,7 @@ class SlackAdapter:
             await self.service.delivered(request)
             return
         await ack()
-        self._spawn(self._deliver_later(task, origin))
+        self._background.spawn(self._deliver_later(task, origin))
 
     async def _deliver_later(
         self, task: asyncio.Future[tuple[Request, Reply]], origin: _Origin
@@ -543,7 +527,7 @@ class SlackAdapter:
         )
         # process_before_response: the HTTP ack leaves when this listener returns, so the
         # users.info call and the answer run in the background
-        self._spawn(self._answer_and_deliver(turn, origin))
+        self._background.spawn(self._answer_and_deliver(turn, origin))
 
     async def _turn_reply(self, turn: _Turn, origin: _Origin) -> tuple[Request, Reply]:
         """Identify the user (admin flag) and answer; never raises."""
@@ -637,7 +621,7 @@ class SlackAdapter:
         )
         # Events are posted by us (no ack body, no response_url): a retry that reached
         # another process is answered only by the process that charged it first.
-        self._spawn(self._answer_and_deliver(turn, origin))
+        self._background.spawn(self._answer_and_deliver(turn, origin))
 
     # ------------------------------------------------------------ delivery
 
@@ -683,7 +667,7 @@ class SlackAdapter:
         }
         if origin.thread_ts:
             payload["thread_ts"] = origin.thread_ts
-        session = await self._http()
+        session = await self._background.session()
         for attempt in (1, 2):
             try:
                 async with session.post(origin.response_url, json=payload) as response:

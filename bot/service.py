@@ -406,15 +406,7 @@ class LookupService:
             return Reply(ReplyKind.INFO, text=answer.text, title=answer.title)
         outcome = early or await self._accounts.charge(request.user, request.request_id, cost)
         self._spend.note(request.user, outcome)
-        if not outcome.allowed:
-            return _exhausted(outcome)
-        return Reply(
-            ReplyKind.INFO,
-            text=answer.text,
-            notice=outcome.notice,
-            title=answer.title,
-            replayed=outcome.replayed,
-        )
+        return _paid_info(outcome, answer.text, answer.title)
 
     # ------------------------------------------------------------------ releases
 
@@ -429,16 +421,7 @@ class LookupService:
         outcome = await self._accounts.charge(
             request.user, request.request_id, self._accounts.cost("lookup")
         )
-        if not outcome.allowed:
-            return _exhausted(outcome)
-        return Reply(
-            ReplyKind.INFO,
-            text=answer.text,
-            notice=outcome.notice,
-            actions=answer.actions,
-            title=answer.title,
-            replayed=outcome.replayed,
-        )
+        return _paid_info(outcome, answer.text, answer.title, answer.actions)
 
     # ------------------------------------------------------------------ notes
 
@@ -492,6 +475,22 @@ def _exhausted(outcome: ChargeOutcome) -> Reply:
         text=outcome.refusal,
         title="No code lookups left",
         replayed=outcome.replayed,  # a retried refusal is not posted twice either
+    )
+
+
+def _paid_info(
+    outcome: ChargeOutcome, text: str, title: str, actions: tuple[Action, ...] = ()
+) -> Reply:
+    """An INFO answer after its charge: the answer with the quota notice, or the refusal."""
+    if not outcome.allowed:
+        return _exhausted(outcome)
+    return Reply(
+        ReplyKind.INFO,
+        text=text,
+        notice=outcome.notice,
+        actions=actions,
+        title=title,
+        replayed=outcome.replayed,
     )
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adapters.ops_http import start_ops_server
+from tests.ops_server import running_ops
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,17 +45,8 @@ def test_dockerignore_keeps_the_context_small() -> None:
 async def test_healthcheck_program_exits_0_when_alive_and_1_when_not(
     tmp_path: Path, codes_db_path: Path
 ) -> None:
-    from bot.app import open_service
-    from bot.config import Settings
-
-    settings = Settings(codes_db=codes_db_path, database_url=f"sqlite:///{tmp_path / 's.db'}")
-    async with open_service(settings) as service:
-        runner = await start_ops_server(service, 0, host="127.0.0.1")
-        port = runner.addresses[0][1]
-        try:
-            alive = await _healthcheck(str(port))
-        finally:
-            await runner.cleanup()
+    async with running_ops(tmp_path, codes_db_path) as (_service, port):
+        alive = await _healthcheck(str(port))
     assert alive == 0
     assert await _healthcheck(str(port)) == 1  # nothing listens any more
 

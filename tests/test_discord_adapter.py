@@ -26,8 +26,8 @@ from adapters.discord_bot import DiscordAdapter, running_bot, sync_commands
 from adapters.discord_embeds import EPHEMERAL, validate_choices, validate_message
 from bot.app import open_service
 from bot.config import DEFAULT_CODES_DB, Settings
-from bot.model import CodeRef, Reply, Request
 from tests.fakes.fake_discord import ADMIN_PERMISSIONS, Call, FakeDiscord
+from tests.fakes.slow_service import SlowService
 
 CODES_DB = Path(os.environ.get("CODEBOT_CODES_DB") or DEFAULT_CODES_DB)
 pytestmark = pytest.mark.skipif(
@@ -361,28 +361,6 @@ async def test_ignores_bots_and_unmentioned_messages(bot: Harness) -> None:
 
 
 # ---------------------------------------------------------------------- robustness
-
-
-class SlowService:
-    """The real service, slowed down: forces the defer + follow-up path."""
-
-    def __init__(self, inner: Any, delay: float) -> None:
-        self.inner, self.delay = inner, delay
-
-    async def handle(self, request: Request) -> Reply:
-        await asyncio.sleep(self.delay)
-        reply: Reply = await self.inner.handle(request)
-        return reply
-
-    def autocomplete(self, prefix: str, limit: int = 25) -> list[CodeRef]:
-        refs: list[CodeRef] = self.inner.autocomplete(prefix, limit)
-        return refs
-
-    async def refund(self, request: Request) -> None:
-        await self.inner.refund(request)
-
-    async def delivered(self, request: Request) -> None:
-        await self.inner.delivered(request)
 
 
 async def test_slow_answer_is_deferred_then_followed_up(fake: FakeDiscord, tmp_path: Path) -> None:

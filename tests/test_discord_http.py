@@ -28,8 +28,8 @@ from adapters.discord_embeds import EPHEMERAL, validate_choices, validate_messag
 from adapters.discord_http import INTERACTIONS_PATH, DiscordInteractions
 from bot.app import open_service
 from bot.config import DEFAULT_CODES_DB, ConfigError, Settings
-from bot.model import CodeRef, Reply, Request
 from tests.fakes.fake_discord import ADMIN_PERMISSIONS, FakeDiscord
+from tests.fakes.slow_service import SlowService
 
 CODES_DB = Path(os.environ.get("CODEBOT_CODES_DB") or DEFAULT_CODES_DB)
 pytestmark = pytest.mark.skipif(not CODES_DB.is_file(), reason=f"code DB {CODES_DB} not built")
@@ -59,28 +59,6 @@ class Endpoint:
         async with self.session.post(self.url, data=body, headers=headers) as response:
             text = await response.text()
             return response.status, json.loads(text) if text.startswith("{") else {}
-
-
-class SlowService:
-    """The real service, slowed down: forces the deferral and the webhook follow-up."""
-
-    def __init__(self, inner: Any, delay: float) -> None:
-        self.inner, self.delay = inner, delay
-
-    async def handle(self, request: Request) -> Reply:
-        await asyncio.sleep(self.delay)
-        reply: Reply = await self.inner.handle(request)
-        return reply
-
-    def autocomplete(self, prefix: str, limit: int = 25) -> list[CodeRef]:
-        refs: list[CodeRef] = self.inner.autocomplete(prefix, limit)
-        return refs
-
-    async def refund(self, request: Request) -> None:
-        await self.inner.refund(request)
-
-    async def delivered(self, request: Request) -> None:
-        await self.inner.delivered(request)
 
 
 @asynccontextmanager

@@ -10,12 +10,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from adapters.ops_http import start_ops_server
-from bot.app import open_service
 from bot.config import ConfigError, Settings
 from bot.json_logs import JsonFormatter
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.slack_harness import running_slack, slack_settings
+from tests.ops_server import running_ops
 
 
 async def test_slack_server_readyz_and_metrics(tmp_path: Path, codes_db_path: Path) -> None:
@@ -40,24 +39,20 @@ async def test_slack_server_readyz_and_metrics(tmp_path: Path, codes_db_path: Pa
 async def test_discord_ops_port_reports_a_broken_state_database(
     tmp_path: Path, codes_db_path: Path
 ) -> None:
-    settings = Settings(codes_db=codes_db_path, database_url=f"sqlite:///{tmp_path / 's.db'}")
-    async with open_service(settings) as service:
-        runner = await start_ops_server(service, 0, host="127.0.0.1")
-        port = runner.addresses[0][1]
-        try:
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as alive:
-                    assert alive.status == 200
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as ready:
-                    assert ready.status == 200
-                await service._accounts.store.close()  # type: ignore[attr-defined]
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as broken:
-                    body = await broken.json()
-                assert broken.status == 503
-                assert body["ready"] is False and body["codes"] == "ok"
-                assert body["state"] != "ok"
-        finally:
-            await runner.cleanup()
+    async with (
+        running_ops(tmp_path, codes_db_path) as (service, port),
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as alive:
+            assert alive.status == 200
+        async with http.get(f"http://127.0.0.1:{port}/readyz") as ready:
+            assert ready.status == 200
+        await service._accounts.store.close()  # type: ignore[attr-defined]
+        async with http.get(f"http://127.0.0.1:{port}/readyz") as broken:
+            body = await broken.json()
+        assert broken.status == 503
+        assert body["ready"] is False and body["codes"] == "ok"
+        assert body["state"] != "ok"
 
 
 def test_unknown_config_keys_are_an_error() -> None:

@@ -6,7 +6,6 @@ Expected facts are computed here from the source files (order file, addenda, tab
 from __future__ import annotations
 
 import gzip
-import re
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from bot.codes.sources.icd10cm_history import SIMPLE_2025, XML_2025, rows_snapsh
 from bot.codes.sources.wheels import read_member
 from bot.config import Settings
 from bot.model import CodeCard, CodeSystem, ReplyKind, Request, UserRef
+from tests.addenda import summary_counts
 
 ORDER_2027 = DATA_DIR / "icd10cm" / "icd10cm_order_2027.txt.gz"
 ADDENDA_2027 = DATA_DIR / "icd10cm" / "icd10cm_order_addenda_2027.txt.gz"
@@ -37,16 +37,7 @@ def order_file() -> dict[str, tuple[bool, str]]:
 
 
 def addenda_summary() -> dict[str, int]:
-    text = gzip.decompress(ADDENDA_2027.read_bytes()).decode("ascii")
-    codes = text[text.rindex("Codes") :]
-    return {
-        kind: int(re.search(rf"(\d+) {word}", codes).group(1))  # type: ignore[union-attr]
-        for kind, word in (
-            ("added", "additions"),
-            ("deleted", "deletions"),
-            ("revised", "revisions"),
-        )
-    }
+    return summary_counts(gzip.decompress(ADDENDA_2027.read_bytes()).decode("ascii"))
 
 
 def test_fy2027_billable_set_equals_the_order_file(codes_db_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
-import re
 import xml.etree.ElementTree as ET
 import zipfile
 from datetime import date
@@ -15,6 +14,7 @@ from bot.codes.sources import DATA_DIR
 from bot.codes.sources.icd10pcs_history import DRGPY
 from bot.codes.sources.wheels import read_member
 from bot.model import CodeCard, CodeSystem
+from tests.addenda import summary_counts
 
 PCS = DATA_DIR / "icd10pcs"
 
@@ -22,18 +22,6 @@ PCS = DATA_DIR / "icd10pcs"
 def one(catalog: CodeCatalog, code: str, system: CodeSystem, day: date | None) -> CodeCard:
     (card,) = [c for c in catalog.lookup(code, day) if c.system is system]
     return card
-
-
-def summary(text: str) -> dict[str, int]:
-    codes = text[text.rindex("Codes") :]
-    return {
-        kind: int(re.search(rf"(\d+) {word}", codes).group(1))  # type: ignore[union-attr]
-        for kind, word in (
-            ("added", "additions"),
-            ("deleted", "deletions"),
-            ("revised", "revisions"),
-        )
-    }
 
 
 def addenda_lines(name: str, action: str) -> set[str]:
@@ -49,7 +37,7 @@ def test_pcs_changes_counts_equal_the_addenda_summaries(catalog: CodeCatalog) ->
         text = gzip.decompress((PCS / name).read_bytes()).decode("ascii")
         changes = catalog.changes("icd10pcs", release, date(2026, 12, 1))
         assert changes is not None
-        assert changes.counts == summary(text), release
+        assert changes.counts == summary_counts(text), release
 
 
 def test_xw033e6_deleted_in_fy2026(catalog: CodeCatalog) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -80,6 +80,10 @@ class Release:
         return self.effective_from <= day and (
             self.effective_to is None or day <= self.effective_to
         )
+
+    def with_counts(self, counts: dict[str, int]) -> Release:
+        """This release with `counts` (what a diff of the release's snapshots found)."""
+        return replace(self, counts=counts)
 
     @property
     def range_label(self) -> str:

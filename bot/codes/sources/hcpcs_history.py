@@ -133,15 +133,7 @@ def load(data_dir: Path | None = None) -> SourceData:
         if row.key in xrefs and row.status == "terminated":
             row.details.setdefault("effective", {})["replaced_by"] = xrefs[row.key]
     data.releases = [
-        Release(
-            r.system,
-            r.release,
-            r.title,
-            r.effective_from,
-            r.effective_to,
-            r.source,
-            {**diff.counts.get(r.release, {}), "codes_in_file": n},
-        )
+        r.with_counts({**diff.counts.get(r.release, {}), "codes_in_file": n})
         for r, n in zip(
             releases, (len(october), sum(1 for r in data.rows if r.kind == "code")), strict=True
         )

@@ -295,19 +295,7 @@ def load(data_dir: Path | None = None) -> SourceData:
             SYSTEM, "FY2026", xml_2025.pop("snapshot"), fy2026, lambda x, y: x == y, diff.changes
         ),
     }
-    data.releases = [
-        Release(
-            r.system,
-            r.release,
-            r.title,
-            r.effective_from,
-            r.effective_to,
-            r.source,
-            diff.counts.get(r.release, {}),
-            r.notes_release,
-        )
-        for r in releases
-    ]
+    data.releases = [r.with_counts(diff.counts.get(r.release, {})) for r in releases]
     data.spans, data.changes = diff.spans, with_replacements(diff.changes)
     data.rows.extend(_rows_only_older(data.rows, diff.spans))
     data.release = "FY2027"

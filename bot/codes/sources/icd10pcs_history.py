@@ -204,18 +204,7 @@ def load(data_dir: Path | None = None) -> SourceData:
         for row in diff.changes
     ]
     diff.counts["FY2026-04"]["titles_composed"] = len(composed)
-    data.releases = [
-        Release(
-            r.system,
-            r.release,
-            r.title,
-            r.effective_from,
-            r.effective_to,
-            r.source,
-            diff.counts.get(r.release, {}),
-        )
-        for r in releases
-    ]
+    data.releases = [r.with_counts(diff.counts.get(r.release, {})) for r in releases]
     data.spans, data.changes = diff.spans, diff.changes
     data.rows = _head_rows(data.rows, fy2027, diff.spans, tables, composed)
     data.release = "FY2027"
