@@ -585,7 +585,7 @@ class FakeDiscord:
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
     def _refused_message(self, method: str, path: str, body: dict[str, Any]) -> web.Response | None:
-        """400 / 50035 for a message body real Discord refuses (tests/fakes/discord_limits)."""
+        """HTTP 400 with INVALID_FORM_BODY for a message real Discord refuses (discord_limits)."""
         message: dict[str, Any] | None = None
         if method in ("POST", "PATCH") and (
             path.startswith("/webhooks/") or re.fullmatch(r"/channels/\d+/messages", path)
