@@ -57,6 +57,7 @@ from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from itertools import filterfalse, islice
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,9 +115,12 @@ ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per ter
 RERANK_DEPTH = 40  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
-CACHE_TOKENS = 384  # decoded posting lists kept in memory
-WARM_BUDGET = 1_000_000  # posting entries decoded by warm_up (~60 MB)
-TITLE_CACHE = 50_000  # tokenised titles kept for the adjacency check
+# Decoded posting lists kept in memory: most tokens are rare, so the entry budget (about 70
+# bytes each: set slots, int objects, the ascending arrays) is what bounds the memory.
+CACHE_TOKENS = 2048
+CACHE_ENTRIES = 1_400_000
+WARM_TOKENS = 384  # the commonest tokens decoded by warm_up
+WARM_BUDGET = 1_000_000  # posting entries decoded by warm_up (~70 MB)
 
 OTHER_FIELD_WEIGHT = 0.72  # short title / inclusion term match, relative to a title match
 VOCAB_FIELD_WEIGHT = 0.9  # official index term match (PCS index, CM tables)
@@ -195,6 +199,8 @@ class _Postings:
     vocab: frozenset[int]  # only through an official index term (PCS index, CM tables)
     every: frozenset[int]
     df: int
+    ordered: array[int]  # `every` ascending: the best documents by the prior come first
+    title_ordered: array[int]  # `title` ascending
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,10 @@ class _Loaded:
         self.doc_block.frombytes(meta["doc_block"])
         self.doc_head = array("I")
         self.doc_head.frombytes(meta["doc_head"])
+        self.doc_words = array("I")
+        self.doc_words.frombytes(meta["doc_words"])
+        self.doc_word_start = array("I")
+        self.doc_word_start.frombytes(meta["doc_word_start"])
         self.n_docs = len(self.doc_ids)
         vocab_text = meta["vocab"]
         if isinstance(vocab_text, bytes):
@@ -345,7 +355,7 @@ class SearchEngine:
         self._lock = threading.RLock()
         self._loaded: _Loaded | None = None
         self._cache: OrderedDict[str, _Postings | None] = OrderedDict()
-        self._title_words: dict[int, tuple[str, ...]] = {}
+        self._cached_entries = 0  # posting entries held by _cache
         self._pcs_words: dict[tuple[str, ...], bool] = {}
         try:
             row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
@@ -405,7 +415,7 @@ class SearchEngine:
             state = self._state()
             state.system_set(PCS_INDEX)  # procedure queries test words against it
             rows = self._conn.execute(
-                "SELECT token, df FROM search_postings ORDER BY df DESC LIMIT ?", (CACHE_TOKENS,)
+                "SELECT token, df FROM search_postings ORDER BY df DESC LIMIT ?", (WARM_TOKENS,)
             ).fetchall()
             used = 0
             for token, df in rows:
@@ -434,29 +444,18 @@ class SearchEngine:
             tset = frozenset(title)
             oset = frozenset(other)
             vset = frozenset(vocab)
-            every = tset | oset | vset if (oset or vset) else tset
-            found = _Postings(tset, oset, vset, every, int(row[0]))
+            if oset or vset:
+                every = tset | oset | vset
+                ordered = array("I", sorted(every))
+            else:
+                every, ordered = tset, title
+            found = _Postings(tset, oset, vset, every, int(row[0]), ordered, title)
         cache[token] = found
-        if len(cache) > CACHE_TOKENS:
-            cache.popitem(last=False)
+        self._cached_entries += found.df if found is not None else 0
+        while len(cache) > CACHE_TOKENS or self._cached_entries > CACHE_ENTRIES:
+            _token, dropped = cache.popitem(last=False)
+            self._cached_entries -= dropped.df if dropped is not None else 0
         return found
-
-    def _posting_arrays(self, token: str) -> tuple[array[int], array[int]]:
-        """Raw sorted posting arrays (title, other) of a token, for autocomplete merging."""
-        row = self._conn.execute(
-            "SELECT title_ids, other_ids, vocab_ids FROM search_postings WHERE token = ?",
-            (token,),
-        ).fetchone()
-        title = array("I")
-        other = array("I")
-        if row is not None:
-            title.frombytes(row[0])
-            other.frombytes(row[1])
-            if row[2]:
-                vocab = array("I")
-                vocab.frombytes(row[2])
-                other = array("I", sorted(set(other) | set(vocab)))
-        return title, other
 
     def _fuzzy(self, state: _Loaded, token: str) -> list[tuple[str, float]]:
         """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1."""
@@ -602,6 +601,7 @@ class SearchEngine:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
+        qualifier_memo: dict[int, float] = {}  # the query's qualifiers against each title
         done: set[frozenset[tuple[str, ...]]] = set()
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
@@ -624,7 +624,7 @@ class SearchEngine:
             factor = weight * DROPPED_TERM_FACTOR**dropped
             heads = _vocab_positions(state.vocab, head_term.tokens if head_term else ())
             scored = self._score_variant(
-                state, terms, allowed, mentioned, heads, intent, qualifiers
+                state, terms, allowed, mentioned, heads, intent, qualifiers, qualifier_memo
             )
             for doc, score in scored.items():
                 s = score * factor
@@ -766,34 +766,28 @@ class SearchEngine:
         heads: frozenset[int] = frozenset(),
         intent: int = 0,
         qualifiers: Qualifiers | None = None,
+        qualifier_memo: dict[int, float] | None = None,
     ) -> dict[int, float]:
         numeric = [soft_word(t.tokens[0]) for t in terms]
-        alls: list[frozenset[int]] = []
-        for term, soft in zip(terms, numeric, strict=True):
+        picking: list[_Term] = [
+            term
             # Soft words (numbers, units, single letters) score but do not pick candidates.
-            if soft and not all(numeric):
-                continue
-            if len(term.alts) == 1:
-                alls.append(term.alts[0][0].every)
-            else:
-                alls.append(frozenset().union(*(p.every for p, _ in term.alts)))
-        by_size = sorted(alls, key=len)
-        full: set[int] | frozenset[int] = by_size[0].intersection(*by_size[1:])
-        if allowed is not None:
-            full = full & allowed
-        candidates: set[int] = set(_best(full, CANDIDATE_CAP))
+            for term, soft in zip(terms, numeric, strict=True)
+            if not soft or all(numeric)
+        ]
+        alls = [_every(term) for term in picking]
+        # Candidates are the best documents by the prior holding the terms: walking the
+        # rarest term's ascending postings and stopping at the cap costs far less than
+        # intersecting whole sets and then picking the smallest numbers.
+        candidates: set[int] = set(_first_common(picking, alls, allowed, CANDIDATE_CAP))
         if len(candidates) < 40 and len(alls) > 1:
             for skip in range(len(alls)):
-                rest = [s for j, s in enumerate(alls) if j != skip]
-                rest.sort(key=len)
-                part = rest[0].intersection(*rest[1:])
-                if allowed is not None:
-                    part = part & allowed
-                candidates.update(_best(part, SKIP_ONE_CAP))
+                rest = [t for j, t in enumerate(picking) if j != skip]
+                sets = [s for j, s in enumerate(alls) if j != skip]
+                candidates.update(_first_common(rest, sets, allowed, SKIP_ONE_CAP))
             if len(candidates) < 40:
-                for s in by_size:
-                    part = s & allowed if allowed is not None else s
-                    candidates.update(_best(part, ANY_TERM_CAP))
+                for term, every in zip(picking, alls, strict=True):
+                    candidates.update(_first_common([term], [every], allowed, ANY_TERM_CAP))
         if not candidates:
             return {}
 
@@ -830,50 +824,71 @@ class SearchEngine:
             if intent == 1 << PCS_INDEX
             else [False] * len(terms)
         )
-        scored: list[tuple[float, int]] = []
-        for doc in candidates:
-            matched = 0.0
-            hits = 0
-            soft_missing = 0
-            hard_missing = 0
-            title_hits = 0
-            system = flags[doc] & 3
-            for k, (idf, alts) in enumerate(flat):
-                best = 0.0
-                in_title = False
-                in_vocab = False
-                for title_set, other_set, vocab_set, quality in alts:
-                    if doc in title_set:
-                        if not in_title or quality > best:
-                            best = quality
-                        in_title = True
-                    elif not in_title:
-                        if doc in vocab_set:
-                            if quality * vocab_w > best:
-                                best = quality * vocab_w
-                                in_vocab = True
-                        elif doc in other_set and quality * other_w > best:
-                            best = quality * other_w
-                if not best:
-                    if numeric[k] or (pcs_soft[k] and system == PCS_INDEX):
-                        soft_missing += 1
-                    else:
-                        hard_missing += 1
-                else:
-                    matched += idf * best
-                    hits += 1
-                    if in_title:
-                        title_hits += 1
-                    elif in_vocab:
+        # Term by term over the candidate set (set operations in C), then document by
+        # document for what depends on the document alone.
+        matched = dict.fromkeys(candidates, 0.0)
+        title_hits = dict.fromkeys(candidates, 0)
+        hard_missing = dict.fromkeys(candidates, 0)
+        soft_missing = dict.fromkeys(candidates, 0)
+        pcs_docs = state.system_set(PCS_INDEX) if any(pcs_soft) else frozenset()
+        for k, (idf, alts) in enumerate(flat):
+            if len(alts) == 1:
+                title_set, other_set, vocab_set, quality = alts[0]
+                in_title = candidates & title_set
+                w = idf * quality
+                for doc in in_title:
+                    matched[doc] += w
+                    title_hits[doc] += 1
+                present = set(in_title)
+                if vocab_set:
+                    in_vocab = (candidates & vocab_set) - in_title
+                    w = idf * (quality * vocab_w)
+                    for doc in in_vocab:
+                        matched[doc] += w
                         # An index term names what the title says in other words
                         # ("appendectomy" = "Resection of Appendix"): those title words
                         # are asked for, not extra.
-                        title_hits += VOCAB_COVER
-            score = matched / total_idf
-            if hard_missing:
-                score *= MISSING_TERM_FACTOR**hard_missing
-            if soft_missing:
-                score *= MISSING_NUMBER_FACTOR**soft_missing
+                        title_hits[doc] += VOCAB_COVER
+                    present |= in_vocab
+                if other_set:
+                    w = idf * (quality * other_w)
+                    for doc in (candidates & other_set) - present:
+                        matched[doc] += w
+                        present.add(doc)
+            else:
+                present = set()
+                for doc in candidates:
+                    best, in_title_, in_vocab_ = _best_alternative(doc, alts, vocab_w, other_w)
+                    if best:
+                        matched[doc] += idf * best
+                        present.add(doc)
+                        if in_title_:
+                            title_hits[doc] += 1
+                        elif in_vocab_:
+                            title_hits[doc] += VOCAB_COVER
+            missing = candidates - present
+            if numeric[k]:
+                for doc in missing:
+                    soft_missing[doc] += 1
+            elif pcs_soft[k]:
+                for doc in missing:
+                    if doc in pcs_docs:
+                        soft_missing[doc] += 1
+                    else:
+                        hard_missing[doc] += 1
+            else:
+                for doc in missing:
+                    hard_missing[doc] += 1
+        scored: list[tuple[float, int]] = []
+        for doc in candidates:
+            system = flags[doc] & 3
+            score = matched[doc] / total_idf
+            hard = hard_missing[doc]
+            if hard:
+                score *= MISSING_TERM_FACTOR**hard
+            soft = soft_missing[doc]
+            if soft:
+                score *= MISSING_NUMBER_FACTOR**soft
             f = flags[doc]
             head = head_of[doc]
             is_head = (
@@ -881,7 +896,7 @@ class SearchEngine:
                 and system in HEAD_SYSTEMS
                 and head in (operations if system == PCS_INDEX else heads)
             )
-            extra = tlen[doc] - title_hits
+            extra = tlen[doc] - title_hits[doc]
             if extra > 0:
                 per_word = EXTRA_WORD_PENALTY * (HEAD_EXTRA_RELIEF if is_head else 1.0)
                 score *= 1.0 - per_word * min(extra, 14)
@@ -911,9 +926,10 @@ class SearchEngine:
                 score += HEAD_BONUS
             if intent and not intent & (1 << system):
                 score *= INTENT_FACTOR
-            scored.append((score, doc))
-        top = heapq.nlargest(RERANK_DEPTH, scored, key=lambda sd: (sd[0], -sd[1]))
-        return self._rerank(state, terms, top, qualifiers)
+            scored.append((score, -doc))
+        # Ties go to the better prior (the smaller internal number).
+        top = [(sc, -neg) for sc, neg in heapq.nlargest(RERANK_DEPTH, scored)]
+        return self._rerank(state, terms, top, qualifiers, qualifier_memo)
 
     def _has_pcs(self, state: _Loaded, term: _Term) -> bool:
         """Does any ICD-10-PCS code hold one of the term's tokens (cached per token set)?"""
@@ -930,46 +946,56 @@ class SearchEngine:
         terms: Sequence[_Term],
         top: list[tuple[float, int]],
         qualifiers: Qualifiers | None = None,
+        qualifier_memo: dict[int, float] | None = None,
     ) -> dict[int, float]:
         """Bonus for the query's words adjacent and in order in the title; demotion for a
         title whose qualifiers contradict the query's (see `qualifier_factor`)."""
         out = {doc: score for score, doc in top}
         if not top:
             return out
-        words_of = self._title_words
-        missing = [state.doc_ids[doc] for _, doc in top if doc not in words_of]
-        if missing:
-            marks = ",".join("?" * len(missing))
-            by_id = dict(
-                self._conn.execute(f"SELECT id, title FROM codes WHERE id IN ({marks})", missing)
-            )
-            for _, doc in top:
-                if doc not in words_of:
-                    words_of[doc] = tuple(tokenize(title_words(by_id.get(state.doc_ids[doc], ""))))
-            if len(words_of) > TITLE_CACHE:
-                # Crude but bounded: start over rather than track recency per title.
-                keep = {doc: words_of[doc] for _, doc in top}
-                words_of.clear()
-                words_of.update(keep)
+        if qualifier_memo is None:
+            qualifier_memo = {}
+        vocab = state.vocab
+        words, start = state.doc_words, state.doc_word_start
+        # Title tokens in order, stored by the index as vocabulary positions.
+        words_of = {
+            doc: tuple(vocab[i] for i in words[start[doc] : start[doc + 1]]) for _, doc in top
+        }
         query_alts = [set(t.tokens) for t in terms]
         pairs = len(terms) - 1
+        # token -> positions of the query terms it stands for
+        slots_of: dict[str, tuple[int, ...]] = {}
+        for k, alts in enumerate(query_alts):
+            for tok in alts:
+                slots_of[tok] = (*slots_of.get(tok, ()), k)
         for score, doc in top:
             words = words_of.get(doc, ())
             if not words:
                 continue
-            adjacent = 0
-            for k in range(pairs):
-                first, second = query_alts[k], query_alts[k + 1]
-                if any(words[j] in first and words[j + 1] in second for j in range(len(words) - 1)):
-                    adjacent += 1
-            bonus = ADJACENCY_BONUS * adjacent / pairs if pairs else 0.0
+            bonus = 0.0
+            if pairs:
+                # Query term pairs (k, k+1) found as adjacent title words, each counted once.
+                found: set[int] = set()
+                at = [slots_of.get(w, ()) for w in words]
+                for j in range(len(words) - 1):
+                    if at[j] and at[j + 1]:
+                        nxt = at[j + 1]
+                        found.update(k for k in at[j] if k + 1 in nxt)
+                bonus = ADJACENCY_BONUS * len(found) / pairs
             if len(words) >= len(terms) and all(
                 w in alts for w, alts in zip(words, query_alts, strict=False)
             ):
                 bonus += PREFIX_BONUS
                 if len(words) == len(terms):
                     bonus += EXACT_TITLE_BONUS
-            factor = qualifier_factor(qualifiers, words) if qualifiers is not None else 1.0
+            factor = 1.0
+            if qualifiers is not None:
+                # The same for every variant of one query: computed once per title.
+                cached = qualifier_memo.get(doc)
+                if cached is None:
+                    cached = qualifier_factor(qualifiers, words)
+                    qualifier_memo[doc] = cached
+                factor = cached
             out[doc] = (score + bonus) * factor
         return out
 
@@ -1072,10 +1098,12 @@ class SearchEngine:
                 if len(out) >= limit or any(ch.isdigit() for ch in words[0]):
                     return out[:limit]
             seen = {(r.system, r.code) for r in out}
+            searched: list[SearchHit] | None = None  # one full search serves both uses
             if tuple(tokenize(text)) in state.synonyms:
                 # The whole input is a known abbreviation or lay term ("htn", "heart
                 # attack"): its expansion beats words that merely start with it.
-                for hit in self.search(text, limit=min(limit, 10)):
+                searched = self.search(text, limit=limit)
+                for hit in searched[:10]:
                     out.append(CodeRef(hit.system, hit.code, hit.title, hit.billable))
                     seen.add((hit.system, hit.code))
             for ref in self._word_prefix(state, text, limit):
@@ -1087,7 +1115,9 @@ class SearchEngine:
             if len(text) >= 3:
                 # Few prefix matches: the full search adds synonyms and spelling
                 # ("broken ar" -> fractures of the arm, "pnuemonia").
-                for hit in self.search(text, limit=limit):
+                if searched is None:
+                    searched = self.search(text, limit=limit)
+                for hit in searched:
                     if (hit.system, hit.code) not in seen:
                         out.append(CodeRef(hit.system, hit.code, hit.title, hit.billable))
                         seen.add((hit.system, hit.code))
@@ -1155,21 +1185,11 @@ class SearchEngine:
             fixed = sets[0].intersection(*sets[1:])
         picked: list[int] = []
         if prefixes:
-            arrays = [self._posting_arrays(tok) for tok in prefixes]
+            posts = [p for p in map(self._postings, prefixes) if p is not None]
             # Title matches first, then short-title/inclusion-term matches; within each,
             # ascending internal number = the static generality order.
-            for which in (0, 1):
-                streams = [a[which] for a in arrays if len(a[which])]
-                picked_set = set(picked)
-                for doc in _merge_unique(streams):
-                    if doc in picked_set:
-                        continue
-                    if fixed is not None and doc not in fixed:
-                        continue
-                    picked.append(doc)
-                    picked_set.add(doc)
-                    if len(picked) >= limit:
-                        break
+            for in_title in (True, False):
+                picked.extend(_prefix_docs(posts, in_title, fixed, limit - len(picked), picked))
                 if len(picked) >= limit:
                     break
         elif fixed is not None:
@@ -1194,11 +1214,64 @@ def _system_index(system: CodeSystem | str | None) -> int | None:
     return SYSTEM_INDEX.get(str(system).lower(), -1)
 
 
-def _best(docs: Iterable[int] | frozenset[int] | set[int], n: int) -> list[int]:
-    """The `n` smallest internal numbers: the best documents by the static prior."""
-    if isinstance(docs, set | frozenset) and len(docs) <= n:
-        return list(docs)
-    return heapq.nsmallest(n, docs)
+def _best_alternative(
+    doc: int,
+    alts: Sequence[tuple[frozenset[int], frozenset[int], frozenset[int], float]],
+    vocab_w: float,
+    other_w: float,
+) -> tuple[float, bool, bool]:
+    """A document's best match among a term's alternatives: (quality, in a title, through
+    an index term). Any title match beats index and inclusion-term matches."""
+    best = 0.0
+    in_title = False
+    in_vocab = False
+    for title_set, other_set, vocab_set, quality in alts:
+        if doc in title_set:
+            if not in_title or quality > best:
+                best = quality
+            in_title = True
+        elif not in_title:
+            if doc in vocab_set:
+                if quality * vocab_w > best:
+                    best = quality * vocab_w
+                    in_vocab = True
+            elif doc in other_set and quality * other_w > best:
+                best = quality * other_w
+    return best, in_title, in_vocab
+
+
+def _every(term: _Term) -> frozenset[int]:
+    """Documents holding any of a term's alternatives."""
+    if len(term.alts) == 1:
+        return term.alts[0][0].every
+    return frozenset().union(*(p.every for p, _ in term.alts))
+
+
+def _ordered(term: _Term) -> Sequence[int]:
+    """A term's documents in ascending internal number (the static prior)."""
+    if len(term.alts) == 1:
+        return term.alts[0][0].ordered
+    return sorted(_every(term))
+
+
+def _first_common(
+    terms: Sequence[_Term],
+    sets: Sequence[frozenset[int]],
+    allowed: frozenset[int] | None,
+    n: int,
+) -> list[int]:
+    """The `n` best documents by the prior (smallest internal numbers) that hold every one
+    of `terms` (whose document sets are `sets`) and are `allowed`."""
+    if not terms:
+        return []
+    rarest = min(range(len(sets)), key=lambda j: len(sets[j]))
+    found: Iterable[int] = _ordered(terms[rarest])
+    filters = sorted((s for j, s in enumerate(sets) if j != rarest), key=len)
+    if allowed is not None:
+        filters.append(allowed)
+    for docs in filters:
+        found = filter(docs.__contains__, found)
+    return list(islice(found, n))
 
 
 def _hygiene(state: _Loaded, pool: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -1265,6 +1338,10 @@ def _title_share(
     """IDF mass of the query terms in `doc`'s title (its block: the concept's home)."""
     total = 0.0
     for idf, alts in flat:
+        if len(alts) == 1:
+            if doc in alts[0][0]:
+                total += idf * alts[0][3]
+            continue
         best = max((q for title_set, _o, _v, q in alts if doc in title_set), default=0.0)
         total += idf * best
     return total
@@ -1344,10 +1421,26 @@ def _code_like(token: str) -> bool:
     )
 
 
-def _merge_unique(streams: list[array[int]]) -> Iterable[int]:
-    """Ascending merge of sorted posting arrays, without repeats."""
-    last = -1
-    for doc in heapq.merge(*streams):
-        if doc != last:
-            last = doc
-            yield doc
+def _prefix_docs(
+    posts: Sequence[_Postings],
+    in_title: bool,
+    fixed: frozenset[int] | None,
+    n: int,
+    exclude: Sequence[int],
+) -> list[int]:
+    """The `n` best documents (ascending internal number) holding one of `posts`' tokens in
+    the title (`in_title`) or only elsewhere, within `fixed` when given, not in `exclude`."""
+    if n <= 0:
+        return []
+    found: set[int] = set()
+    # Without a filter, each token's first n + len(exclude) documents hold the n best.
+    take = n + len(exclude)
+    for post in posts:
+        if fixed is not None:
+            found |= fixed & post.title if in_title else (fixed & post.every) - post.title
+        elif in_title:
+            found.update(islice(post.title_ordered, take))
+        else:
+            found.update(islice(filterfalse(post.title.__contains__, post.ordered), take))
+    found.difference_update(exclude)
+    return heapq.nsmallest(n, found) if len(found) > n else sorted(found)
