@@ -167,3 +167,37 @@ def test_header_never_above_its_billable_child(engine: SearchEngine) -> None:
                     and child.system == header.system
                     and child.code.replace(".", "").startswith(key)
                 ), (query, header.code, child.code)
+
+
+def test_other_than_negates_like_without(db: sqlite3.Connection) -> None:
+    rows = _titles(db, "hcpcs", "%crutch%other than wood%")
+    assert rows
+    wooden = Qualifiers.of(tokenize("wooden underarm crutches"))
+    for _code, title in rows:
+        assert qualifier_factor(wooden, tokenize(title)) < 1.0, title
+    for _code, title in _titles(db, "hcpcs", "%crutch%underarm, wood%"):
+        assert qualifier_factor(wooden, tokenize(title)) == 1.0, title
+    # "more than" / "less than" say nothing is absent
+    assert qualifier_factor(wooden, tokenize("crutch more than wood")) == 1.0
+
+
+def test_wooden_crutches_are_the_wood_ones(engine: SearchEngine) -> None:
+    hits = engine.search("wooden underarm crutches", limit=3)
+    assert "other than" not in hits[0].title.lower(), hits[0]
+
+
+def test_negation_counts_the_words_a_synonym_gave(engine: SearchEngine) -> None:
+    # "bleeding" is "hemorrhage" in titles: "without hemorrhage" is not what was asked
+    luts = Qualifiers.of(tokenize("bph luts"))
+    title = tokenize("benign prostatic hyperplasia without lower urinary tract symptoms")
+    assert qualifier_factor(luts, title) == 1.0
+    assert qualifier_factor(luts, title, frozenset(tokenize("lower urinary tract"))) < 1.0
+    hits = engine.search("gastric ulcer with bleeding", limit=3)
+    assert "without" not in hits[0].title.lower(), hits[0]
+
+
+def test_cesarean_section_names_the_procedure() -> None:
+    for query in ("c-section", "c section", "cesarean section low transverse", "csection"):
+        assert query_intent(query) == PCS_BIT, query
+    # "cesarean delivery" also names pregnancy diagnoses ("previous cesarean delivery")
+    assert query_intent("scar from previous cesarean delivery") == 0

@@ -431,3 +431,154 @@ def test_spelling_prefers_the_commoner_of_equally_close_words(engine: SearchEngi
     # one edit from both osteopetrosis and osteoporosis: the commoner word is the likelier intent
     hits = engine.search("osteoperosis", limit=3)
     assert hits and "osteoporosis" in hits[0].title.lower()
+
+
+# ------------------------------------------------------------------ defaults and axis values
+
+
+@pytest.fixture(scope="module")
+def db(codes_db_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    yield conn
+    conn.close()
+
+
+def _title(db: sqlite3.Connection, system: str, code: str) -> str:
+    row = db.execute("SELECT title FROM codes WHERE system = ? AND code = ?", (system, code))
+    found = row.fetchone()
+    assert found, (system, code)
+    return str(found[0])
+
+
+@pytest.mark.parametrize(
+    ("query", "default", "specific"),
+    [
+        # the category's default says what it lacks ("without obstruction", "without coma")
+        ("acute cholecystitis with gallstones", "K80.00", "K80.01"),
+        ("type 1 diabetes with hypoglycemia", "E10.649", "E10.641"),
+        ("benign prostatic hyperplasia", "N40.0", "N40.1"),
+        ("diverticulitis", "K57.92", "K57.93"),
+        # "not intractable", "unspecified as acute or chronic", "not specified as recurrent"
+        ("peptic ulcer", "K27.9", "K27.0"),
+        ("unilateral inguinal hernia", "K40.90", "K40.40"),
+        ("chronic lymphocytic leukemia", "C91.10", "C91.11"),
+        # among titles equal in every other way, the one that says "unspecified"
+        ("migraine", "G43.909", "G43.009"),
+    ],
+)
+def test_a_generic_query_gets_the_default_code(
+    engine: SearchEngine, db: sqlite3.Connection, query: str, default: str, specific: str
+) -> None:
+    title = _title(db, "icd10cm", default).lower()
+    assert "without" in title or "not " in title or "unspecified" in title, title
+    hits = codes(engine.search(query, system="icd10cm", limit=10), 10)
+    assert hits[0] == default, hits
+    assert specific in hits, hits
+
+
+@pytest.mark.parametrize(
+    ("query", "wanted"),
+    [
+        ("acute cholecystitis with gallstones with obstruction", "K80.01"),
+        ("diverticulitis with bleeding", "K57.93"),
+        ("bph with luts", "N40.1"),
+    ],
+)
+def test_a_query_that_names_the_with_clause_gets_it(
+    engine: SearchEngine, db: sqlite3.Connection, query: str, wanted: str
+) -> None:
+    assert " with " in _title(db, "icd10cm", wanted)
+    assert codes(engine.search(query, limit=3), 1) == [wanted]
+
+
+def test_without_clauses_cost_nothing_in_diagnoses_but_count_in_hcpcs(
+    db: sqlite3.Connection,
+) -> None:
+    default = _title(db, "icd10cm", "K80.00")
+    bare = default[: default.index(" without")]
+    assert title_length(default, "", "code", "icd10cm") == title_length(bare, "", "code")
+    # the laterality after a "without" clause is the code's site, not part of the clause
+    trichiasis = _title(db, "icd10cm", "H02.051")
+    assert "without" in trichiasis and "right" in trichiasis.lower()
+    assert title_length(trichiasis, "", "code", "icd10cm") >= 4
+    walker = db.execute(
+        "SELECT title FROM codes WHERE system = 'hcpcs' AND title LIKE '%without wheels%'"
+    ).fetchone()[0]
+    cut = walker.replace("without wheels", "")
+    assert title_length(walker, "", "code", "hcpcs") > title_length(cut, "", "code", "hcpcs")
+
+
+def test_a_pcs_approach_is_one_word(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    percutaneous = _title(db, "icd10pcs", "0BH13EZ")
+    natural = _title(db, "icd10pcs", "0BH17EZ")
+    assert "Natural or Artificial Opening" in natural and "Percutaneous" in percutaneous
+    lengths = {title_length(t, "", "code", "icd10pcs") for t in (percutaneous, natural)}
+    assert len(lengths) == 1
+    # endotracheal intubation passes through the mouth or nose; a lumbar puncture is
+    # percutaneous by the PCS Definitions
+    assert codes(engine.search("intubation", limit=3), 1) == ["0BH17EZ"]
+    top = engine.search("lumbar puncture", limit=3)[0]
+    assert top.code.startswith("009U3"), top
+
+
+def test_hcpcs_parentheses_name_one_product(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    branded = _title(db, "hcpcs", "J3299")
+    generic = _title(db, "hcpcs", "J3301")
+    assert "(" in branded and "not otherwise specified" in generic.lower()
+    assert title_length(branded, "", "code", "hcpcs") > title_length(generic, "", "code", "hcpcs")
+    assert codes(engine.search("kenalog 40 mg", limit=3), 1) == ["J3301"]
+    assert "(" in _title(db, "hcpcs", "J1812")
+    assert codes(engine.search("insulin 5 units", limit=3), 1) == ["J1815"]
+    # outside drug descriptors parentheses explain, as in ICD-10-CM ("(including fitting)")
+    shoe = _title(db, "hcpcs", "A5501")
+    assert "(" in shoe and "mg" not in shoe
+    plain = shoe[: shoe.index("(")] + shoe[shoe.index(")") + 1 :]
+    assert title_length(shoe, "", "code", "hcpcs") <= title_length(plain, "", "code", "hcpcs") + 1
+
+
+def test_adverbs_stem_to_their_adjective() -> None:
+    # the PCS index's "Delivery, Manually assisted" is typed "manual assisted delivery"
+    assert stem("manually") == stem("manual")
+    assert stem("surgically") == "surgical"
+    assert stem("really") == "really"
+
+
+def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    # a HCPCS code's own words name the brand (Herceptin Hylecta): not a common word
+    holder = db.execute(
+        "SELECT code FROM codes WHERE system = 'hcpcs' AND (lower(title) LIKE '%herceptin%'"
+        " OR lower(short_title) LIKE '%herceptin%' OR lower(search_terms) LIKE '%herceptin%')"
+    ).fetchall()
+    assert holder
+    generic = _title(db, "hcpcs", "J9355")
+    assert "trastuzumab" in generic
+    hits = engine.search("herceptin", limit=5, explain=True)
+    assert "J9355" in codes(hits), codes(hits)
+    why = " ".join(next(h for h in hits if h.code == "J9355").why)
+    assert "brand name" in why, why
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [
+        ("collapsed lung", ["J93*"]),
+        ("aspiration pneumonia", ["J69.0"]),
+        ("pneumonia, aspiration", ["J69.0"]),
+        ("lumbar strain initial", ["S39.012A"]),
+        ("cellulitis of left foot", ["L03.116"]),
+        ("abscess of right thigh", ["L02.415"]),
+        ("cataract extraction with iol left eye", ["08RK3JZ"]),
+        ("cesarean section low transverse", ["10D00Z1"]),
+        ("gastric ulcer with bleeding", ["K25.0", "K25.4"]),
+        ("mini stroke", ["G45.9"]),
+        ("botox", ["J0585"]),
+        ("lap chole", ["0FT44ZZ"]),
+    ],
+)
+def test_general_vocabulary_finds_the_code(
+    engine: SearchEngine, query: str, answers: list[str]
+) -> None:
+    hits = engine.search(query, limit=5)
+    assert rank_of(hits, answers) == 1, codes(hits)

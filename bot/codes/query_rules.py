@@ -58,7 +58,11 @@ _HCPCS_WORDS = frozenset(
         "supply", "supplies", "dme", "kit", "modifier", "ambulance",
     }
 )  # fmt: skip
-_PROCEDURE_PHRASES = re.compile(r"\b(?:i d|i and d|incision and drainage|t a)\b")
+# "Cesarean section" names the operation; "cesarean delivery" alone also appears in the
+# pregnancy diagnoses ("Maternal care for scar from previous cesarean delivery").
+_PROCEDURE_PHRASES = re.compile(
+    r"\b(?:i d|i and d|incision and drainage|t a|c ?section|ca?esarean section)\b"
+)
 # "status post", "s/p", "history of": the patient's status, an ICD-10-CM Z code.
 _STATUS = re.compile(r"\b(?:status post|s/p|s p|history of|hx of|personal history)\b")
 
@@ -128,8 +132,38 @@ class Qualifiers:
         return cls(said, frozenset(tokens), without)
 
 
-def qualifier_factor(q: Qualifiers, title: Sequence[str]) -> float:
-    """Demotion of a title (its tokens) whose qualifiers contradict the query's."""
+def negated_words(title: Sequence[str]) -> frozenset[str]:
+    """Words a title (its tokens) says the code is *not*: the word after "without", "not",
+    "no", and after "other than" ("Crutch, underarm, other than wood")."""
+    return frozenset(
+        title[i + 1]
+        for i in range(len(title) - 1)
+        if title[i] in ("without", "not", "no")
+        or (title[i] == "than" and i > 0 and title[i - 1] == "other")
+    )
+
+
+def _mentions(negated: frozenset[str], words: frozenset[str]) -> bool:
+    """Does a query word name a negated title word, as itself or a derived form ("wooden"
+    for "wood", "wheeled" for "wheel")? Short words must match exactly."""
+    if negated & words:
+        return True
+    return any(
+        len(neg) >= 4 and len(word) > len(neg) and word.startswith(neg)
+        for neg in negated
+        for word in words
+    )
+
+
+def qualifier_factor(
+    q: Qualifiers, title: Sequence[str], variant_words: frozenset[str] = frozenset()
+) -> float:
+    """Demotion of a title (its tokens) whose qualifiers contradict the query's.
+
+    `variant_words` holds the words of the query variant being scored (synonym expansions and
+    spelling corrections: "luts" -> lower urinary tract symptoms, "bleeding" -> hemorrhage);
+    a title that negates one of them ("without hemorrhage") answers another question.
+    """
     factor = 1.0
     words = frozenset(title)
     for group, said in zip(OPPOSITES, q.said, strict=True):
@@ -138,8 +172,8 @@ def qualifier_factor(q: Qualifiers, title: Sequence[str]) -> float:
         in_title = group & words
         if in_title and not in_title & said:
             factor *= CONFLICT_FACTOR
-    negated = {title[i + 1] for i in range(len(title) - 1) if title[i] in ("without", "not", "no")}
-    if negated and negated & (q.tokens - q.without - {"without", "not"}):
+    negated = negated_words(title)
+    if negated and _mentions(negated, (q.tokens | variant_words) - q.without - {"without", "not"}):
         factor *= NEGATION_FACTOR
     if q.without and q.without & (words - negated):
         factor *= NEGATION_FACTOR

@@ -952,6 +952,7 @@ class SearchEngine:
                 words_of.clear()
                 words_of.update(keep)
         query_alts = [set(t.tokens) for t in terms]
+        said = frozenset().union(*query_alts)  # the variant's words: synonyms, corrections
         pairs = len(terms) - 1
         for score, doc in top:
             words = words_of.get(doc, ())
@@ -969,7 +970,7 @@ class SearchEngine:
                 bonus += PREFIX_BONUS
                 if len(words) == len(terms):
                     bonus += EXACT_TITLE_BONUS
-            factor = qualifier_factor(qualifiers, words) if qualifiers is not None else 1.0
+            factor = qualifier_factor(qualifiers, words, said) if qualifiers is not None else 1.0
             out[doc] = (score + bonus) * factor
         return out
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "9"
+INDEX_VERSION = "10"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -83,7 +83,38 @@ _DEFAULT_WORDS = re.compile(
     # open wounds: ICD-10-CM's index defaults a laceration or puncture to these
     r"|without foreign body|without damage to nail"
     r"|(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
-    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified)\b"
+    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified"
+    r"|(?:site|sites|part|parts|organism|type|side|region|level) unspecified"
+    # the index's defaults when a note says nothing more: "Migraine ... not intractable",
+    # "Peptic ulcer ... unspecified as acute or chronic", "leukemia ... not having achieved
+    # remission", "Unilateral inguinal hernia ... not specified as recurrent"
+    r"|not intractable|not having achieved remission"
+    r"|(?:not specified|unspecified) as [^,;:()\[\]]*)\b"
+)
+
+# ICD-10-CM names the default of a category by what it lacks: "Calculus of gallbladder with
+# acute cholecystitis without obstruction", "Benign prostatic hyperplasia without lower urinary
+# tract symptoms", "Diverticulitis ... without perforation or abscess without bleeding". The
+# "without" clause (up to the next phrase or preposition) asks nothing of a query that does not
+# mention it; a query that does ("... with obstruction") still finds the "with" code, which
+# holds the word, and `query_rules.qualifier_factor` demotes the title that negates it.
+# HCPCS "without" clauses are not defaults ("Walker, heavy duty, without wheels").
+# An ICD-10-PCS approach is one value of one axis, however many words name it: "Via Natural or
+# Artificial Opening Endoscopic" must not make a title five words longer than "Percutaneous
+# Approach" (or "intubation" finds the percutaneous code first).
+_PCS_APPROACH = re.compile(
+    r"\b(?:(?:open|percutaneous(?: endoscopic)?|external) approach"
+    r"|via natural or artificial opening(?: with percutaneous endoscopic assistance"
+    r"| endoscopic)?(?: approach)?)\b"
+)
+# A drug descriptor: it names a dose ("Insulin (fiasp), per 5 units"; "..., 1 mg").
+_DRUG_DOSE = re.compile(r"\b(?:mg|mcg|units?|ml|grams?|gm)\b|^injection", re.IGNORECASE)
+_NOS = re.compile(r"\bnot otherwise specified\b")
+# The clause ends at a preposition or at a laterality ("Trichiasis without entropion right
+# upper eyelid": the eyelid is the code's site, not part of what is absent).
+_WITHOUT_CLAUSE = re.compile(
+    r"\bwithout(?: (?!(?:with|of|in|due|for|at|on|to|and|as|right|left|bilateral"
+    r"|unspecified)\b)[a-z0-9-]+)+"
 )
 
 # doc_ctx bits: a *qualifying context* the title adds ("in pregnancy", "due to underlying
@@ -219,6 +250,10 @@ def stem(word: str) -> str:
     """
     if len(word) <= 3 or not word.isalpha():
         return word
+    if word.endswith("ally") and len(word) > 6:
+        # adverbs of adjectives: the PCS index's "Delivery, Manually assisted" is what a coder
+        # types as "manual assisted delivery" ("surgically", "medically" alike)
+        return word[:-2]
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("sses", "xes", "ches", "shes", "zes")):
@@ -254,9 +289,35 @@ def title_length(title: str, short_title: str, kind: str, system: str = "") -> i
     better. (Other short titles are abbreviations: not comparable.)
     """
     title = title_words(title)
-    words = set(tokenize(default_free(_PARENS.sub(" ", title) if "(" in title else title)))
     if system == "hcpcs":
-        words = {w for w in words if w not in DOSE_WORDS and not w[:1].isdigit()}
+        # HCPCS parentheses name one product ("Injection, triamcinolone acetonide (xipere),
+        # 1 mg"; "Insulin (fiasp), per 5 units"): words the generic code does not have. The
+        # "(for esrd on dialysis)" note says who may bill, not what the item is.
+        if "(" in title and not _DRUG_DOSE.search(title):
+            # elsewhere parentheses explain ("fitting (including follow-up)", "insert(s)")
+            title = _PARENS.sub(" ", title)
+        free = default_free(_FOR_NOTE.sub(" ", title) if "(for " in title else title)
+        if free.startswith("injection"):
+            # a drug's "not otherwise specified" code is the drug itself, in any form not
+            # listed; elsewhere (DME, supplies) it is a catch-all, not the default
+            free = _NOS.sub(" ", free)
+    elif system == "icd10pcs":
+        free = _PCS_APPROACH.sub(
+            " approach ", default_free(_PARENS.sub(" ", title) if "(" in title else title)
+        )
+    else:
+        free = default_free(_PARENS.sub(" ", title) if "(" in title else title)
+        free = _NOS.sub(" ", free)
+        if "without" in free:
+            free = _WITHOUT_CLAUSE.sub(" ", free)
+    words = set(tokenize(free))
+    if system == "hcpcs":
+        # "Injection, ..." opens most drug descriptors: the form it is billed in, like the
+        # dose ("insulin 5 units" is "Injection, insulin, per 5 units" before the branded
+        # "Insulin (fiasp), per 5 units")
+        words = {
+            w for w in words if w not in DOSE_WORDS and w != "injection" and not w[:1].isdigit()
+        }
     n = len(words)
     if short_title and kind == "modifier":
         n = min(n, len(set(tokenize(short_title))))
@@ -364,9 +425,33 @@ def depth_of(system: str, kind: str, key: str) -> int:
     return 0
 
 
+# A title that says it is the unspecified member of its category ("Migraine, unspecified, not
+# intractable ..." beside "Migraine without aura, not intractable ..."; "Acute pharyngitis,
+# unspecified" beside "Streptococcal pharyngitis") is the answer to a query that names no
+# subtype: among otherwise equal documents it sorts first.
+_SAYS_UNSPECIFIED = re.compile(r"\b(?:unspecified|not otherwise specified|nos)\b")
+
+
+def says_unspecified(title: str) -> bool:
+    """Does `title` call itself the unspecified (default) member of its category?"""
+    return _SAYS_UNSPECIFIED.search(fold(title)) is not None
+
+
+def _unspecified_default(system: str, title: str) -> bool:
+    # HCPCS "not otherwise specified" items are catch-alls billed when no code fits, never
+    # the default answer ("Power wheelchair accessory, not otherwise specified").
+    return system == "icd10cm" and says_unspecified(title)
+
+
 def _prior_key(
-    kind: str, billable: bool, status: str, tlen: int, system: str, order: int
-) -> tuple[int, int, int, int, int, int]:
+    kind: str,
+    billable: bool,
+    status: str,
+    tlen: int,
+    system: str,
+    order: int,
+    unspecified: bool = False,
+) -> tuple[int, int, int, int, int, int, int]:
     """Static rank of a document: smaller sorts first when query relevance ties."""
     return (
         1 if kind in GROUP_KINDS else 0,
@@ -374,6 +459,7 @@ def _prior_key(
         min(tlen, 60),
         0 if billable else 1,
         SYSTEM_INDEX.get(system, 3),
+        0 if unspecified else 1,
         order,
     )
 
@@ -461,7 +547,15 @@ def build_search_index(
         if kind == "modifier":
             flags |= FLAG_MODIFIER
         depth = depth_of(system, kind, key)
-        prior = _prior_key(kind, bool(billable), status, tlen + depth, system, order)
+        prior = _prior_key(
+            kind,
+            bool(billable),
+            status,
+            tlen + depth,
+            system,
+            order,
+            _unspecified_default(system, title),
+        )
         head = head_word(system, kind, title, key)
         docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other, ctx, head))
     docs.sort(key=lambda d: d[0])
@@ -515,7 +609,12 @@ def build_search_index(
     )
     conn.execute("CREATE INDEX search_vocab_target ON search_vocab(system, target)")
     code_words = frozenset(title_post) | frozenset(other_post)
-    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab), code_words)
+
+    @lru_cache(maxsize=4096)
+    def docs_of(tok: str) -> frozenset[int]:
+        return frozenset(title_post.get(tok, ())) | frozenset(other_post.get(tok, ()))
+
+    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab), code_words, docs_of)
     progress(
         f"  search index: {len(rewrites):,} of {len(vocabulary.rewrites):,} source rewrites"
         " kept (their words occur in code titles)"
@@ -631,11 +730,18 @@ def _attach_index_terms(
 
 
 def _kept_rewrites(
-    rewrites: Sequence[Rewrite], vocab: frozenset[str], code_words: frozenset[str]
+    rewrites: Sequence[Rewrite],
+    vocab: frozenset[str],
+    code_words: frozenset[str],
+    docs_of: Callable[[str], frozenset[int]] | None = None,
 ) -> list[Rewrite]:
     """The rewrites whose expansion words all occur in the index (else they find nothing);
     a brand name whose words are all title words already is dropped (see `Rewrite.name`;
-    a brand that only an index term such as the Table of Drugs names is kept)."""
+    a brand that only an index term such as the Table of Drugs names is kept), unless a code
+    that holds the brand also holds its generic name (`docs_of`: the codes holding a token):
+    then the brand is named by its own drug's descriptor ("Injection, trastuzumab, 10 mg and
+    hyaluronidase-oysk" lists Herceptin Hylecta), not a common word, and it should also
+    reach the other codes of the generic ("Injection, trastuzumab, excludes biosimilar")."""
     out: list[Rewrite] = []
     seen: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
     for rewrite in rewrites:
@@ -646,7 +752,11 @@ def _kept_rewrites(
         if any(tok not in vocab for tok in expansion):
             continue
         if rewrite.name and all(tok in code_words for tok in phrase):
-            continue
+            if docs_of is None:
+                continue
+            holders = frozenset.intersection(*(docs_of(tok) for tok in phrase))
+            if holders.isdisjoint(docs_of(expansion[0])):
+                continue
         if "\t" in rewrite.phrase or "\n" in rewrite.phrase or (phrase, expansion) in seen:
             continue
         seen.add((phrase, expansion))
