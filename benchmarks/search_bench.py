@@ -298,7 +298,7 @@ def run() -> dict[str, Any]:
                 dev, lambda q: [h.code for h in engine.search(q, limit=10)], categories
             )
         engine.close()
-        # What a server sees: it calls warm_up() at start-up (decodes the biggest lists).
+        # What a server sees: it calls warm_up() at start-up (decodes every posting list).
         engine = SearchEngine.open(db)
         started = time.perf_counter()
         engine.warm_up()

@@ -53,17 +53,28 @@ import heapq
 import math
 import sqlite3
 import threading
-from array import array
 from bisect import bisect_left
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from bot.codes.normalize import normalize_code
+from bot.codes.postings import (
+    EMPTY,
+    DocArray,
+    Mask,
+    Postings,
+    contains,
+    decode,
+    first_common,
+    member,
+    union,
+)
 from bot.codes.query_rules import (
     Qualifiers,
     normalize_query,
@@ -93,14 +104,12 @@ from bot.codes.search_index import (
     FLAG_TERMINATED,
     INDEX_VERSION,
     NO_BLOCK,
-    NO_HEAD,
     STOPWORDS,
     SYSTEM_INDEX,
     context_mask,
     fold,
     raw_words,
     stem,
-    title_words,
     tokenize,
 )
 from bot.model import CodeRef, CodeSystem, SearchHit
@@ -114,9 +123,6 @@ ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per ter
 RERANK_DEPTH = 40  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
-CACHE_TOKENS = 384  # decoded posting lists kept in memory
-WARM_BUDGET = 1_000_000  # posting entries decoded by warm_up (~60 MB)
-TITLE_CACHE = 50_000  # tokenised titles kept for the adjacency check
 
 OTHER_FIELD_WEIGHT = 0.72  # short title / inclusion term match, relative to a title match
 VOCAB_FIELD_WEIGHT = 0.9  # official index term match (PCS index, CM tables)
@@ -187,21 +193,10 @@ class SearchIndexError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class _Postings:
-    """Decoded posting sets of one token."""
-
-    title: frozenset[int]
-    other: frozenset[int]
-    vocab: frozenset[int]  # only through an official index term (PCS index, CM tables)
-    every: frozenset[int]
-    df: int
-
-
-@dataclass(frozen=True)
 class _Term:
     """One query term: its alternatives (postings, match quality) and its IDF weight."""
 
-    alts: tuple[tuple[_Postings, float], ...]
+    alts: tuple[tuple[Postings, float], ...]
     idf: float
     tokens: tuple[str, ...]
 
@@ -222,29 +217,36 @@ class _Loaded:
 
     def __init__(self, conn: sqlite3.Connection, synonyms_text: str | None) -> None:
         meta = dict(conn.execute("SELECT key, value FROM search_meta").fetchall())
-        self.doc_ids = array("I")
-        self.doc_ids.frombytes(meta["doc_ids"])
-        self.doc_tlen = bytes(meta["doc_tlen"])
-        self.doc_flags = bytes(meta["doc_flags"])
-        self.doc_depth = bytes(meta["doc_depth"])
-        self.doc_ctx = array("H")
-        self.doc_ctx.frombytes(meta["doc_ctx"])
-        self.doc_block = array("I")
-        self.doc_block.frombytes(meta["doc_block"])
-        self.doc_head = array("I")
-        self.doc_head.frombytes(meta["doc_head"])
+        self.doc_ids = np.frombuffer(meta["doc_ids"], dtype=np.uint32)
+        self.doc_tlen = np.frombuffer(meta["doc_tlen"], dtype=np.uint8).astype(np.int64)
+        self.doc_flags = np.frombuffer(meta["doc_flags"], dtype=np.uint8)
+        self.doc_depth = np.frombuffer(meta["doc_depth"], dtype=np.uint8)
+        self.doc_ctx = np.frombuffer(meta["doc_ctx"], dtype=np.uint16)
+        self.doc_block = np.frombuffer(meta["doc_block"], dtype=np.uint32)
+        self.doc_head = np.frombuffer(meta["doc_head"], dtype=np.uint32)
+        self.doc_words = np.frombuffer(meta["doc_words"], dtype=np.uint32)
+        self.doc_word_start = np.frombuffer(meta["doc_word_start"], dtype=np.uint32)
         self.n_docs = len(self.doc_ids)
+        self.doc_system = self.doc_flags & 3
+        # Per-document score factors that do not depend on the query (see _score_variant).
+        self.depth_factor = np.where(
+            self.doc_depth > 0, 1.0 - DEPTH_PENALTY * self.doc_depth.astype(np.float64), 1.0
+        )
+        self.billable_bonus = np.where(self.doc_flags & FLAG_BILLABLE, BILLABLE_BONUS, 0.0)
+        self.status_factor = np.where(
+            self.doc_flags & FLAG_TERMINATED, TERMINATED_FACTOR, 1.0
+        ) * np.where(self.doc_flags & FLAG_GROUP, GROUP_FACTOR, 1.0)
         vocab_text = meta["vocab"]
         if isinstance(vocab_text, bytes):
             vocab_text = vocab_text.decode("utf-8")
         self.vocab: list[str] = vocab_text.split("\n") if vocab_text else []
         self.vocab_set = frozenset(self.vocab)
-        # Fuzzy candidates are bucketed by first letter: a typo in the first letter is rare,
-        # and the bucket is ~1/20 of the vocabulary, which keeps rapidfuzz well under 1 ms.
-        self.buckets: dict[str, list[str]] = {}
+        # Fuzzy candidates are bucketed by first letter and length: a typo in the first
+        # letter is rare, and the few buckets a word needs keep rapidfuzz well under 1 ms.
+        self.buckets: dict[tuple[str, int], list[str]] = {}
         for tok in self.vocab:
             if tok.isalpha() and len(tok) >= 3:
-                self.buckets.setdefault(tok[0], []).append(tok)
+                self.buckets.setdefault((tok[0], len(tok)), []).append(tok)
         text = synonyms_text if synonyms_text is not None else meta.get("synonyms", "")
         if isinstance(text, bytes):
             text = text.decode("utf-8")
@@ -254,15 +256,14 @@ class _Loaded:
         self.synonyms = merge_synonyms(parse_synonyms(text), parse_rewrites(rewrites))
         self.max_phrase = max((len(k) for k in self.synonyms), default=1)
         self.synonym_words = frozenset(w for key in self.synonyms for w in key)
-        self.system_sets: dict[int, frozenset[int]] = {}
+        self.system_masks: dict[int, Mask] = {}
 
-    def system_set(self, index: int) -> frozenset[int]:
-        """Internal numbers of one code set's documents (built once per set, on demand)."""
-        found = self.system_sets.get(index)
+    def system_mask(self, index: int) -> Mask:
+        """Which documents belong to one code set (a mask over internal numbers)."""
+        found = self.system_masks.get(index)
         if found is None:
-            flags = self.doc_flags
-            found = frozenset(i for i in range(self.n_docs) if flags[i] & 3 == index)
-            self.system_sets[index] = found
+            found = self.doc_system == index
+            self.system_masks[index] = found
         return found
 
 
@@ -296,16 +297,17 @@ def parse_synonyms(text: str) -> dict[tuple[str, ...], tuple[_Synonym, ...]]:
 
 
 def parse_rewrites(text: str) -> dict[tuple[str, ...], tuple[_Synonym, ...]]:
-    """Parse the index's source rewrites ("phrase TAB expansion TAB source" lines)."""
+    """Parse the index's source rewrites (lines of phrase tokens TAB expansion tokens TAB
+    source TAB expansion text; see `search_index._rewrite_lines`)."""
     out: dict[tuple[str, ...], list[_Synonym]] = {}
     for line in text.splitlines():
         parts = line.split("\t")
-        if len(parts) != 3:
+        if len(parts) != 4:
             continue
-        key = tuple(tokenize(parts[0]))
-        tokens = tuple(tokenize(parts[1]))
-        if key and tokens and tokens != key:
-            out.setdefault(key, []).append(_Synonym(tokens, source=parts[2], text=parts[1]))
+        key = tuple(parts[0].split())
+        tokens = tuple(parts[1].split())
+        if key and tokens:
+            out.setdefault(key, []).append(_Synonym(tokens, source=parts[2], text=parts[3]))
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -344,8 +346,7 @@ class SearchEngine:
         self._synonyms_text = synonyms_text
         self._lock = threading.RLock()
         self._loaded: _Loaded | None = None
-        self._cache: OrderedDict[str, _Postings | None] = OrderedDict()
-        self._title_words: dict[int, tuple[str, ...]] = {}
+        self._cache: dict[str, Postings | None] = {}
         self._pcs_words: dict[tuple[str, ...], bool] = {}
         try:
             row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
@@ -394,77 +395,47 @@ class SearchEngine:
             self._loaded = _Loaded(self._conn, self._synonyms_text)
         return self._loaded
 
-    def warm_up(self, budget: int = WARM_BUDGET) -> None:
-        """Load the lazy parts now and decode the commonest posting lists.
+    def warm_up(self) -> None:
+        """Load the lazy parts now and decode every posting list.
 
-        For long-running servers: the first queries then skip the decoding of big lists
-        ("approach", "fracture"), a few milliseconds each. `budget` caps the number of
-        decoded entries (about 60 bytes each in memory).
+        For long-running servers: queries then never wait for the database. Decoded lists
+        are views of the index's blobs (plus a merged `every` list for tokens found outside
+        titles), so everything together stays near the index's size (~30 MB).
         """
         with self._lock:
             state = self._state()
-            state.system_set(PCS_INDEX)  # procedure queries test words against it
-            rows = self._conn.execute(
-                "SELECT token, df FROM search_postings ORDER BY df DESC LIMIT ?", (CACHE_TOKENS,)
-            ).fetchall()
-            used = 0
-            for token, df in rows:
-                if used + df > budget:
-                    continue
-                used += df
-                self._postings(token)
+            state.system_mask(PCS_INDEX)  # procedure queries test words against it
+            cache = self._cache
+            for token, df, title, other, vocab in self._conn.execute(
+                "SELECT token, df, title_ids, other_ids, vocab_ids FROM search_postings"
+            ):
+                if token not in cache:
+                    cache[token] = decode(df, title, other, vocab)
 
-    def _postings(self, token: str) -> _Postings | None:
+    def _postings(self, token: str) -> Postings | None:
+        # Every list decoded is kept: all of them together are about the index's size.
         cache = self._cache
         if token in cache:
-            cache.move_to_end(token)
             return cache[token]
         row = self._conn.execute(
             "SELECT df, title_ids, other_ids, vocab_ids FROM search_postings WHERE token = ?",
             (token,),
         ).fetchone()
-        found: _Postings | None = None
-        if row is not None:
-            title = array("I")
-            title.frombytes(row[1])
-            other = array("I")
-            other.frombytes(row[2])
-            vocab = array("I")
-            vocab.frombytes(row[3])
-            tset = frozenset(title)
-            oset = frozenset(other)
-            vset = frozenset(vocab)
-            every = tset | oset | vset if (oset or vset) else tset
-            found = _Postings(tset, oset, vset, every, int(row[0]))
+        found = decode(*row) if row is not None else None
         cache[token] = found
-        if len(cache) > CACHE_TOKENS:
-            cache.popitem(last=False)
         return found
-
-    def _posting_arrays(self, token: str) -> tuple[array[int], array[int]]:
-        """Raw sorted posting arrays (title, other) of a token, for autocomplete merging."""
-        row = self._conn.execute(
-            "SELECT title_ids, other_ids, vocab_ids FROM search_postings WHERE token = ?",
-            (token,),
-        ).fetchone()
-        title = array("I")
-        other = array("I")
-        if row is not None:
-            title.frombytes(row[0])
-            other.frombytes(row[1])
-            if row[2]:
-                vocab = array("I")
-                vocab.frombytes(row[2])
-                other = array("I", sorted(set(other) | set(vocab)))
-        return title, other
 
     def _fuzzy(self, state: _Loaded, token: str) -> list[tuple[str, float]]:
         """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1."""
         if len(token) < 4 or not token.isalpha():
             return []
-        bucket = state.buckets.get(token[0], [])
         spread = 1 if len(token) <= 5 else 2
-        choices = [t for t in bucket if abs(len(t) - len(token)) <= spread]
+        buckets = state.buckets
+        choices = sorted(  # in vocabulary order, which breaks ties among equal ratios
+            tok
+            for n in range(len(token) - spread, len(token) + spread + 1)
+            for tok in buckets.get((token[0], n), ())
+        )
         cutoff = 80.0 if len(token) <= 6 else 78.0
         found = process.extract(token, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=6)
         if not found:
@@ -508,7 +479,7 @@ class SearchEngine:
 
     def _term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
         """Postings and IDF of one query term given its alternative tokens."""
-        alts: list[tuple[_Postings, float]] = []
+        alts: list[tuple[Postings, float]] = []
         names: list[str] = []
         for tok, quality in alts_in:
             post = self._postings(tok)
@@ -595,13 +566,14 @@ class SearchEngine:
         records for each document the variant that gave its score (-1 - i: code target i)."""
         variants, code_keys = self._variants(state, tokens, head)
         scores: dict[int, float] = {}
-        allowed = state.system_set(sys_index) if sys_index is not None else None
+        allowed = state.system_mask(sys_index) if sys_index is not None else None
         said: set[str] = set(tokens)
         for slots, _weight, _head, _notes in variants:
             for alts in slots:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
+        qualifier_memo: dict[int, float] = {}  # the query's qualifiers against each title
         done: set[frozenset[tuple[str, ...]]] = set()
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
@@ -624,7 +596,7 @@ class SearchEngine:
             factor = weight * DROPPED_TERM_FACTOR**dropped
             heads = _vocab_positions(state.vocab, head_term.tokens if head_term else ())
             scored = self._score_variant(
-                state, terms, allowed, mentioned, heads, intent, qualifiers
+                state, terms, allowed, mentioned, heads, intent, qualifiers, qualifier_memo
             )
             for doc, score in scored.items():
                 s = score * factor
@@ -643,7 +615,7 @@ class SearchEngine:
             scores[doc] += AGREEMENT_BONUS * second
         for k, (key, coverage, _note) in enumerate(code_keys):
             for doc in self._docs_for_key(state, key):
-                if allowed is not None and doc not in allowed:
+                if allowed is not None and not allowed[doc]:
                     continue
                 s = CODE_TARGET_SCORE * coverage
                 if s > scores.get(doc, 0.0):
@@ -753,74 +725,48 @@ class SearchEngine:
         ids = [r[0] for r in self._conn.execute("SELECT id FROM codes WHERE key = ?", (key,))]
         if not ids:
             return []
-        wanted = set(ids)
-        # A code named by a synonym is rare; the linear scan runs only then.
-        return [n for n, cid in enumerate(state.doc_ids) if cid in wanted]
+        # A code named by a synonym is rare; the scan of every document runs only then.
+        found: list[int] = np.flatnonzero(np.isin(state.doc_ids, ids)).tolist()
+        return found
 
     def _score_variant(
         self,
         state: _Loaded,
         terms: list[_Term],
-        allowed: frozenset[int] | None,
+        allowed: Mask | None,
         mentioned: int = 0,
         heads: frozenset[int] = frozenset(),
         intent: int = 0,
         qualifiers: Qualifiers | None = None,
+        qualifier_memo: dict[int, float] | None = None,
     ) -> dict[int, float]:
         numeric = [soft_word(t.tokens[0]) for t in terms]
-        alls: list[frozenset[int]] = []
-        for term, soft in zip(terms, numeric, strict=True):
+        picking = [
+            _every(term)
             # Soft words (numbers, units, single letters) score but do not pick candidates.
-            if soft and not all(numeric):
-                continue
-            if len(term.alts) == 1:
-                alls.append(term.alts[0][0].every)
-            else:
-                alls.append(frozenset().union(*(p.every for p, _ in term.alts)))
-        by_size = sorted(alls, key=len)
-        full: set[int] | frozenset[int] = by_size[0].intersection(*by_size[1:])
-        if allowed is not None:
-            full = full & allowed
-        candidates: set[int] = set(_best(full, CANDIDATE_CAP))
-        if len(candidates) < 40 and len(alls) > 1:
-            for skip in range(len(alls)):
-                rest = [s for j, s in enumerate(alls) if j != skip]
-                rest.sort(key=len)
-                part = rest[0].intersection(*rest[1:])
-                if allowed is not None:
-                    part = part & allowed
-                candidates.update(_best(part, SKIP_ONE_CAP))
-            if len(candidates) < 40:
-                for s in by_size:
-                    part = s & allowed if allowed is not None else s
-                    candidates.update(_best(part, ANY_TERM_CAP))
-        if not candidates:
+            for term, soft in zip(terms, numeric, strict=True)
+            if not soft or all(numeric)
+        ]
+        # Candidates are the best documents by the prior holding the terms (see
+        # postings.first_common); with few, those missing one term, then any term.
+        found = [first_common(picking, allowed, CANDIDATE_CAP)]
+        if len(found[0]) < 40 and len(picking) > 1:
+            for skip in range(len(picking)):
+                rest = [p for j, p in enumerate(picking) if j != skip]
+                found.append(first_common(rest, allowed, SKIP_ONE_CAP))
+            if len(union(found)) < 40:
+                found.extend(first_common([p], allowed, ANY_TERM_CAP) for p in picking)
+        cands = union(found)
+        if not len(cands):
             return {}
 
         total_idf = sum(
             t.idf * (SOFT_IDF_SHARE if soft else 1.0)
             for t, soft in zip(terms, numeric, strict=True)
         )
-        tlen = state.doc_tlen
-        flags = state.doc_flags
-        depth = state.doc_depth
-        ctx_of = state.doc_ctx
-        block_of = state.doc_block
-        head_of = state.doc_head
+        system = state.doc_system[cands]
         # ICD-10-PCS heads are root operations: any query word may name one.
         operations = _vocab_positions(state.vocab, [tok for t in terms for tok in t.tokens])
-        context_factor: dict[int, float] = {0: 1.0}
-        block_share: dict[int, float] = {}
-        other_w = OTHER_FIELD_WEIGHT
-        # Flatten to plain tuples: attribute lookups dominate this loop otherwise.
-        flat = [
-            (
-                term.idf * (SOFT_IDF_SHARE if soft else 1.0),
-                [(p.title, p.other, p.vocab, q) for p, q in term.alts],
-            )
-            for term, soft in zip(terms, numeric, strict=True)
-        ]
-        vocab_w = VOCAB_FIELD_WEIGHT
         # Doses, units and routes rarely match a descriptor exactly ("Prolia 60 mg" is billed
         # per 1 mg; "1 gram im" for a drug billed "per 250 mg"): a missing one costs little.
         # With a procedure query, a diagnosis word no PCS code uses ("abscess" in "i&d
@@ -830,97 +776,79 @@ class SearchEngine:
             if intent == 1 << PCS_INDEX
             else [False] * len(terms)
         )
-        scored: list[tuple[float, int]] = []
-        for doc in candidates:
-            matched = 0.0
-            hits = 0
-            soft_missing = 0
-            hard_missing = 0
-            title_hits = 0
-            system = flags[doc] & 3
-            for k, (idf, alts) in enumerate(flat):
-                best = 0.0
-                in_title = False
-                in_vocab = False
-                for title_set, other_set, vocab_set, quality in alts:
-                    if doc in title_set:
-                        if not in_title or quality > best:
-                            best = quality
-                        in_title = True
-                    elif not in_title:
-                        if doc in vocab_set:
-                            if quality * vocab_w > best:
-                                best = quality * vocab_w
-                                in_vocab = True
-                        elif doc in other_set and quality * other_w > best:
-                            best = quality * other_w
-                if not best:
-                    if numeric[k] or (pcs_soft[k] and system == PCS_INDEX):
-                        soft_missing += 1
-                    else:
-                        hard_missing += 1
-                else:
-                    matched += idf * best
-                    hits += 1
-                    if in_title:
-                        title_hits += 1
-                    elif in_vocab:
-                        # An index term names what the title says in other words
-                        # ("appendectomy" = "Resection of Appendix"): those title words
-                        # are asked for, not extra.
-                        title_hits += VOCAB_COVER
-            score = matched / total_idf
-            if hard_missing:
-                score *= MISSING_TERM_FACTOR**hard_missing
-            if soft_missing:
-                score *= MISSING_NUMBER_FACTOR**soft_missing
-            f = flags[doc]
-            head = head_of[doc]
-            is_head = (
-                head != NO_HEAD
-                and system in HEAD_SYSTEMS
-                and head in (operations if system == PCS_INDEX else heads)
-            )
-            extra = tlen[doc] - title_hits
-            if extra > 0:
-                per_word = EXTRA_WORD_PENALTY * (HEAD_EXTRA_RELIEF if is_head else 1.0)
-                score *= 1.0 - per_word * min(extra, 14)
-            if depth[doc]:
-                score *= 1.0 - DEPTH_PENALTY * depth[doc]
-            if f & FLAG_BILLABLE:
-                score += BILLABLE_BONUS
-            if f & FLAG_TERMINATED:
-                score *= TERMINATED_FACTOR
-            if f & FLAG_GROUP:
-                score *= GROUP_FACTOR
-            ctx = ctx_of[doc]
-            if ctx:
-                factor = context_factor.get(ctx)
-                if factor is None:
-                    factor = _context_factor(ctx & ~mentioned)
-                    context_factor[ctx] = factor
-                score *= factor
-            block = block_of[doc]
-            if block != NO_BLOCK:
-                share = block_share.get(block)
-                if share is None:
-                    share = _title_share(flat, block) / total_idf
-                    block_share[block] = share
-                score += BLOCK_BONUS * share
-            if is_head:
-                score += HEAD_BONUS
-            if intent and not intent & (1 << system):
-                score *= INTENT_FACTOR
-            scored.append((score, doc))
-        top = heapq.nlargest(RERANK_DEPTH, scored, key=lambda sd: (sd[0], -sd[1]))
-        return self._rerank(state, terms, top, qualifiers)
+        # Term by term over the candidate array (binary searches in numpy).
+        n = len(cands)
+        matched = np.zeros(n)
+        title_hits = np.zeros(n, dtype=np.int64)
+        hard_missing = np.zeros(n, dtype=np.int64)
+        soft_missing = np.zeros(n, dtype=np.int64)
+        flat: list[tuple[float, list[tuple[Postings, float]]]] = []
+        for k, term in enumerate(terms):
+            idf = term.idf * (SOFT_IDF_SHARE if numeric[k] else 1.0)
+            flat.append((idf, list(term.alts)))
+            best, in_title, in_vocab = _best_alternatives(cands, term.alts)
+            present = best > 0.0
+            matched += idf * best
+            # An index term names what the title says in other words ("appendectomy" =
+            # "Resection of Appendix"): those title words are asked for, not extra.
+            title_hits += in_title
+            title_hits += VOCAB_COVER * (in_vocab & ~in_title & present)
+            missing = ~present
+            if numeric[k]:
+                soft_missing += missing
+            elif pcs_soft[k]:
+                is_pcs = system == PCS_INDEX
+                soft_missing += missing & is_pcs
+                hard_missing += missing & ~is_pcs
+            else:
+                hard_missing += missing
+        score = matched / total_idf
+        score *= MISSING_TERM_FACTOR**hard_missing
+        score *= MISSING_NUMBER_FACTOR**soft_missing
+        head = state.doc_head[cands]
+        is_head = np.zeros(n, dtype=np.bool_)
+        # (A handful of words: one comparison each beats numpy.isin's set-up.)
+        if operations:
+            named = np.zeros(n, dtype=np.bool_)
+            for word in operations:
+                named |= head == word
+            is_head |= named & (system == PCS_INDEX)
+        if heads:
+            named = np.zeros(n, dtype=np.bool_)
+            for word in heads:
+                named |= head == word
+            is_head |= named & (system == SYSTEM_INDEX["hcpcs"])
+        extra = state.doc_tlen[cands] - title_hits
+        per_word = np.where(is_head, EXTRA_WORD_PENALTY * HEAD_EXTRA_RELIEF, EXTRA_WORD_PENALTY)
+        score *= np.where(extra > 0, 1.0 - per_word * np.minimum(extra, 14), 1.0)
+        score *= state.depth_factor[cands]
+        score += state.billable_bonus[cands]
+        score *= state.status_factor[cands]
+        ctx = state.doc_ctx[cands]
+        if ctx.any():
+            kinds, where = np.unique(ctx, return_inverse=True)
+            factors = np.array([_context_factor(int(c) & ~mentioned) for c in kinds])
+            score *= factors[where]
+        block = state.doc_block[cands]
+        in_block = block != NO_BLOCK
+        if in_block.any():
+            blocks, where = np.unique(block[in_block], return_inverse=True)
+            shares = _title_shares(flat, blocks) / total_idf
+            score[in_block] += BLOCK_BONUS * shares[where]
+        score += np.where(is_head, HEAD_BONUS, 0.0)
+        if intent:
+            score *= np.where((intent >> system.astype(np.int64)) & 1, 1.0, INTENT_FACTOR)
+        # Best first; ties go to the better prior (the smaller internal number).
+        order = np.lexsort((cands, -score))[:RERANK_DEPTH]
+        top = list(zip(score[order].tolist(), cands[order].tolist(), strict=True))
+        return self._rerank(state, terms, top, qualifiers, qualifier_memo)
 
     def _has_pcs(self, state: _Loaded, term: _Term) -> bool:
         """Does any ICD-10-PCS code hold one of the term's tokens (cached per token set)?"""
         found = self._pcs_words.get(term.tokens)
         if found is None:
-            pcs = state.system_set(PCS_INDEX)
-            found = any(not pcs.isdisjoint(p.every) for p, _ in term.alts)
+            pcs = state.system_mask(PCS_INDEX)
+            found = any(bool(pcs[p.every].any()) for p, _ in term.alts)
             self._pcs_words[term.tokens] = found
         return found
 
@@ -930,47 +858,61 @@ class SearchEngine:
         terms: Sequence[_Term],
         top: list[tuple[float, int]],
         qualifiers: Qualifiers | None = None,
+        qualifier_memo: dict[int, float] | None = None,
     ) -> dict[int, float]:
         """Bonus for the query's words adjacent and in order in the title; demotion for a
         title whose qualifiers contradict the query's (see `qualifier_factor`)."""
         out = {doc: score for score, doc in top}
         if not top:
             return out
-        words_of = self._title_words
-        missing = [state.doc_ids[doc] for _, doc in top if doc not in words_of]
-        if missing:
-            marks = ",".join("?" * len(missing))
-            by_id = dict(
-                self._conn.execute(f"SELECT id, title FROM codes WHERE id IN ({marks})", missing)
-            )
-            for _, doc in top:
-                if doc not in words_of:
-                    words_of[doc] = tuple(tokenize(title_words(by_id.get(state.doc_ids[doc], ""))))
-            if len(words_of) > TITLE_CACHE:
-                # Crude but bounded: start over rather than track recency per title.
-                keep = {doc: words_of[doc] for _, doc in top}
-                words_of.clear()
-                words_of.update(keep)
+        if qualifier_memo is None:
+            qualifier_memo = {}
+        vocab = state.vocab
+        positions, start = state.doc_words, state.doc_word_start
+        # Title tokens in order, stored by the index as vocabulary positions.
+        words_of = {
+            doc: tuple([vocab[i] for i in positions[start[doc] : start[doc + 1]].tolist()])
+            for _, doc in top
+        }
         query_alts = [set(t.tokens) for t in terms]
         said = frozenset().union(*query_alts)  # the variant's words: synonyms, corrections
         pairs = len(terms) - 1
+        # token -> positions of the query terms it stands for
+        slots_of: dict[str, tuple[int, ...]] = {}
+        for k, alts in enumerate(query_alts):
+            for tok in alts:
+                slots_of[tok] = (*slots_of.get(tok, ()), k)
         for score, doc in top:
             words = words_of.get(doc, ())
             if not words:
                 continue
-            adjacent = 0
-            for k in range(pairs):
-                first, second = query_alts[k], query_alts[k + 1]
-                if any(words[j] in first and words[j + 1] in second for j in range(len(words) - 1)):
-                    adjacent += 1
-            bonus = ADJACENCY_BONUS * adjacent / pairs if pairs else 0.0
+            bonus = 0.0
+            if pairs:
+                # Query term pairs (k, k+1) found as adjacent title words, each counted once.
+                found: set[int] = set()
+                at = [slots_of.get(w, ()) for w in words]
+                for j in range(len(words) - 1):
+                    if at[j] and at[j + 1]:
+                        nxt = at[j + 1]
+                        found.update(k for k in at[j] if k + 1 in nxt)
+                bonus = ADJACENCY_BONUS * len(found) / pairs
             if len(words) >= len(terms) and all(
                 w in alts for w, alts in zip(words, query_alts, strict=False)
             ):
                 bonus += PREFIX_BONUS
                 if len(words) == len(terms):
                     bonus += EXACT_TITLE_BONUS
-            factor = qualifier_factor(qualifiers, words, said) if qualifiers is not None else 1.0
+            factor = 1.0
+            if qualifiers is not None:
+                if said <= qualifiers.tokens:
+                    # The same for every variant of one query: computed once per title.
+                    cached = qualifier_memo.get(doc)
+                    if cached is None:
+                        cached = qualifier_factor(qualifiers, words)
+                        qualifier_memo[doc] = cached
+                    factor = cached
+                else:  # synonym or spelling words: a title may negate one of them
+                    factor = qualifier_factor(qualifiers, words, said)
             out[doc] = (score + bonus) * factor
         return out
 
@@ -980,7 +922,7 @@ class SearchEngine:
         if slots is _CODE_TARGET:
             return notes
         row = self._conn.execute(
-            "SELECT system, key FROM codes WHERE id = ?", (state.doc_ids[doc],)
+            "SELECT system, key FROM codes WHERE id = ?", (int(state.doc_ids[doc]),)
         ).fetchone()
         system, key = row if row else ("", "")
         lines: list[str] = []
@@ -991,17 +933,17 @@ class SearchEngine:
                 post = self._postings(tok)
                 if post is None:
                     continue
-                if doc in post.title:
+                if contains(post.title, doc):
                     if tok not in in_title:
                         in_title.append(tok)
                     found = "title"
                     break
-                if doc in post.vocab:
+                if contains(post.vocab, doc):
                     terms = self._index_terms(system, key, tok)
                     lines.append(f'"{tok}": index term ' + "; ".join(terms[:2]))
                     found = "vocab"
                     break
-                if doc in post.other:
+                if contains(post.other, doc):
                     lines.append(f'"{tok}": in an inclusion term or short title')
                     found = "other"
                     break
@@ -1022,11 +964,11 @@ class SearchEngine:
         return [f"({source}) {term}" for source, term in rows if token in tokenize(term)]
 
     def _hits(self, state: _Loaded, best: list[tuple[int, float]]) -> list[SearchHit]:
-        ids = [state.doc_ids[doc] for doc, _ in best]
+        ids = [int(state.doc_ids[doc]) for doc, _ in best]
         rows = self._fetch(ids)
         hits: list[SearchHit] = []
-        for doc, score in best:
-            row = rows.get(state.doc_ids[doc])
+        for cid, (_doc, score) in zip(ids, best, strict=True):
+            row = rows.get(cid)
             if row is None:
                 continue
             system, code, title, billable, kind, status = row
@@ -1073,10 +1015,12 @@ class SearchEngine:
                 if len(out) >= limit or any(ch.isdigit() for ch in words[0]):
                     return out[:limit]
             seen = {(r.system, r.code) for r in out}
+            searched: list[SearchHit] | None = None  # one full search serves both uses
             if tuple(tokenize(text)) in state.synonyms:
                 # The whole input is a known abbreviation or lay term ("htn", "heart
                 # attack"): its expansion beats words that merely start with it.
-                for hit in self.search(text, limit=min(limit, 10)):
+                searched = self.search(text, limit=limit)
+                for hit in searched[:10]:
                     out.append(CodeRef(hit.system, hit.code, hit.title, hit.billable))
                     seen.add((hit.system, hit.code))
             for ref in self._word_prefix(state, text, limit):
@@ -1088,7 +1032,9 @@ class SearchEngine:
             if len(text) >= 3:
                 # Few prefix matches: the full search adds synonyms and spelling
                 # ("broken ar" -> fractures of the arm, "pnuemonia").
-                for hit in self.search(text, limit=limit):
+                if searched is None:
+                    searched = self.search(text, limit=limit)
+                for hit in searched:
                     if (hit.system, hit.code) not in seen:
                         out.append(CodeRef(hit.system, hit.code, hit.title, hit.billable))
                         seen.add((hit.system, hit.code))
@@ -1137,7 +1083,7 @@ class SearchEngine:
             return []
         last = words[-1]
         full = [stem(w) for w in words[:-1] if w not in STOPWORDS]
-        sets: list[frozenset[int]] = []
+        sets: list[DocArray] = []
         for tok in full:
             # Earlier words may be prefixes too ("diab typ"; "diab" is also a word of its
             # own in HCPCS short titles): every word starting with it, else the nearest
@@ -1148,34 +1094,26 @@ class SearchEngine:
             term = self._term(state, alts) if alts else None
             if term is None:
                 continue  # an unknown whole word should not empty the list
-            sets.append(frozenset().union(*(p.every for p, _ in term.alts)))
+            sets.append(_every(term))
         prefixes = self._prefix_tokens(last)
-        fixed: frozenset[int] | None = None
+        fixed: DocArray | None = None
         if sets:
             sets.sort(key=len)
-            fixed = sets[0].intersection(*sets[1:])
+            fixed = sets[0]
+            for other in sets[1:]:
+                fixed = fixed[member(other, fixed)]
         picked: list[int] = []
         if prefixes:
-            arrays = [self._posting_arrays(tok) for tok in prefixes]
+            posts = [p for p in map(self._postings, prefixes) if p is not None]
             # Title matches first, then short-title/inclusion-term matches; within each,
             # ascending internal number = the static generality order.
-            for which in (0, 1):
-                streams = [a[which] for a in arrays if len(a[which])]
-                picked_set = set(picked)
-                for doc in _merge_unique(streams):
-                    if doc in picked_set:
-                        continue
-                    if fixed is not None and doc not in fixed:
-                        continue
-                    picked.append(doc)
-                    picked_set.add(doc)
-                    if len(picked) >= limit:
-                        break
+            for in_title in (True, False):
+                picked.extend(_prefix_docs(posts, in_title, fixed, limit - len(picked), picked))
                 if len(picked) >= limit:
                     break
         elif fixed is not None:
-            picked = heapq.nsmallest(limit, fixed)
-        ids = [state.doc_ids[d] for d in picked[:limit]]
+            picked = fixed[:limit].tolist()
+        ids = [int(state.doc_ids[d]) for d in picked[:limit]]
         rows = self._fetch(ids)
         out: list[CodeRef] = []
         for cid in ids:
@@ -1195,11 +1133,48 @@ def _system_index(system: CodeSystem | str | None) -> int | None:
     return SYSTEM_INDEX.get(str(system).lower(), -1)
 
 
-def _best(docs: Iterable[int] | frozenset[int] | set[int], n: int) -> list[int]:
-    """The `n` smallest internal numbers: the best documents by the static prior."""
-    if isinstance(docs, set | frozenset) and len(docs) <= n:
-        return list(docs)
-    return heapq.nsmallest(n, docs)
+def _best_alternatives(
+    docs: DocArray, alts: Sequence[tuple[Postings, float]]
+) -> tuple[npt.NDArray[np.float64], Mask, Mask]:
+    """Each document's best match among a term's alternatives: (quality, in a title,
+    through an index term). Any title match beats index and inclusion-term matches; among
+    the others the best weighted quality wins."""
+    if len(alts) == 1:
+        post, quality = alts[0]
+        in_title = member(post.title, docs)
+        in_vocab = member(post.vocab, docs)
+        in_other = member(post.other, docs)
+        best = np.where(
+            in_title,
+            quality,
+            np.where(
+                in_vocab,
+                quality * VOCAB_FIELD_WEIGHT,
+                np.where(in_other, quality * OTHER_FIELD_WEIGHT, 0.0),
+            ),
+        )
+        return best, in_title, in_vocab & ~in_title
+    n = len(docs)
+    in_title = np.zeros(n, dtype=np.bool_)
+    in_vocab = np.zeros(n, dtype=np.bool_)
+    title_best = np.zeros(n)
+    other_best = np.zeros(n)
+    for post, quality in alts:
+        t = member(post.title, docs)
+        title_best = np.where(t & (~in_title | (quality > title_best)), quality, title_best)
+        in_title |= t
+        v = member(post.vocab, docs)
+        better_v = v & (quality * VOCAB_FIELD_WEIGHT > other_best)
+        in_vocab |= better_v
+        other_best = np.where(better_v, quality * VOCAB_FIELD_WEIGHT, other_best)
+        o = ~v & member(post.other, docs) & (quality * OTHER_FIELD_WEIGHT > other_best)
+        other_best = np.where(o, quality * OTHER_FIELD_WEIGHT, other_best)
+    return np.where(in_title, title_best, other_best), in_title, in_vocab & ~in_title
+
+
+def _every(term: _Term) -> DocArray:
+    """Documents holding any of a term's alternatives (ascending)."""
+    return union([p.every for p, _ in term.alts])
 
 
 def _hygiene(state: _Loaded, pool: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -1257,16 +1232,15 @@ def _context_factor(unasked: int) -> float:
     return factor
 
 
-def _title_share(
-    flat: Sequence[
-        tuple[float, Sequence[tuple[frozenset[int], frozenset[int], frozenset[int], float]]]
-    ],
-    doc: int,
-) -> float:
-    """IDF mass of the query terms in `doc`'s title (its block: the concept's home)."""
-    total = 0.0
+def _title_shares(
+    flat: Sequence[tuple[float, Sequence[tuple[Postings, float]]]], docs: DocArray
+) -> npt.NDArray[np.float64]:
+    """IDF mass of the query terms in each of `docs`' titles (blocks: a concept's home)."""
+    total = np.zeros(len(docs))
     for idf, alts in flat:
-        best = max((q for title_set, _o, _v, q in alts if doc in title_set), default=0.0)
+        best = np.zeros(len(docs))
+        for post, quality in alts:
+            best = np.maximum(best, np.where(member(post.title, docs), quality, 0.0))
         total += idf * best
     return total
 
@@ -1345,10 +1319,30 @@ def _code_like(token: str) -> bool:
     )
 
 
-def _merge_unique(streams: list[array[int]]) -> Iterable[int]:
-    """Ascending merge of sorted posting arrays, without repeats."""
-    last = -1
-    for doc in heapq.merge(*streams):
-        if doc != last:
-            last = doc
-            yield doc
+def _prefix_docs(
+    posts: Sequence[Postings],
+    in_title: bool,
+    fixed: DocArray | None,
+    n: int,
+    exclude: Sequence[int],
+) -> list[int]:
+    """The `n` best documents (ascending internal number) holding one of `posts`' tokens in
+    the title (`in_title`) or only elsewhere, within `fixed` when given, not in `exclude`."""
+    if n <= 0:
+        return []
+    found: list[DocArray] = []
+    # Without a filter, each token's first n + len(exclude) documents hold the n best.
+    take = n + len(exclude)
+    for post in posts:
+        if fixed is not None:
+            inside = member(post.title, fixed)
+            found.append(fixed[inside] if in_title else fixed[member(post.every, fixed) & ~inside])
+        elif in_title:
+            found.append(post.title[:take])
+        else:  # other and vocab are disjoint from title: their union is "only elsewhere"
+            found.append(union([post.other[:take], post.vocab[:take]]))
+    docs = union(found) if found else EMPTY
+    if exclude and len(docs):
+        docs = docs[~np.isin(docs, np.asarray(exclude, dtype=np.uint32))]
+    picked: list[int] = docs[:n].tolist()
+    return picked

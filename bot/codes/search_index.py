@@ -47,7 +47,7 @@ from pathlib import Path
 
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "10"
+INDEX_VERSION = "11"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -576,8 +576,10 @@ def build_search_index(
     doc_ctx = array("H")
     doc_block = array("I")
     heads: list[str] = []
+    titles: list[list[str]] = []
     for n, (_key, cid, tlen, depth, flags, title_tokens, other, ctx, head) in enumerate(docs):
         heads.append(head if head in title_tokens else "")
+        titles.append(title_tokens)
         doc_ids.append(cid)
         doc_ctx.append(ctx)
         block = block_of(cid)
@@ -597,6 +599,14 @@ def build_search_index(
     vocab = sorted(set(title_post) | set(other_post) | set(index_post))
     position = {tok: i for i, tok in enumerate(vocab)}
     doc_head = array("I", (position.get(h, NO_HEAD) if h else NO_HEAD for h in heads))
+    # Each title's tokens in order, as vocabulary positions (the engine's adjacency check
+    # reads them instead of re-tokenising titles): one array, with each document's start.
+    doc_words = array("I")
+    doc_word_start = array("I")
+    for title_tokens in titles:
+        doc_word_start.append(len(doc_words))
+        doc_words.extend(position[tok] for tok in title_tokens)
+    doc_word_start.append(len(doc_words))
     empty = b""
     conn.executemany(
         "INSERT INTO search_postings (token, df, title_ids, other_ids, vocab_ids)"
@@ -630,15 +640,27 @@ def build_search_index(
         ("doc_ctx", doc_ctx.tobytes()),
         ("doc_block", doc_block.tobytes()),
         ("doc_head", doc_head.tobytes()),
+        ("doc_words", doc_words.tobytes()),
+        ("doc_word_start", doc_word_start.tobytes()),
         ("vocab", "\n".join(vocab)),
         ("synonyms", synonyms),
-        ("rewrites", "\n".join(f"{r.phrase}\t{r.expansion}\t{r.source}" for r in rewrites)),
+        # Tokenised here, so that the engine's first query need not tokenise 19,000 lines.
+        ("rewrites", "\n".join(_rewrite_lines(rewrites))),
     ]
     conn.executemany("INSERT INTO search_meta (key, value) VALUES (?, ?)", meta)
     progress(
         f"  search index: {len(vocab):,} tokens, {len(docs):,} documents"
         f" in {time.perf_counter() - started:.1f}s"
     )
+
+
+def _rewrite_lines(rewrites: Iterable[Rewrite]) -> Iterable[str]:
+    """Stored rewrites: phrase tokens TAB expansion tokens TAB source TAB expansion text."""
+    for r in rewrites:
+        key = " ".join(tokenize(r.phrase))
+        tokens = " ".join(tokenize(r.expansion))
+        if key and tokens and tokens != key:
+            yield f"{key}\t{tokens}\t{r.source}\t{r.expansion}"
 
 
 def _posting_rows(
