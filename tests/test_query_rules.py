@@ -201,3 +201,13 @@ def test_cesarean_section_names_the_procedure() -> None:
         assert query_intent(query) == PCS_BIT, query
     # "cesarean delivery" also names pregnancy diagnoses ("previous cesarean delivery")
     assert query_intent("scar from previous cesarean delivery") == 0
+
+
+def test_history_of_alone_is_the_patients_own(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    family = _titles(db, "icd10cm", "Family history of stroke%")
+    assert family
+    title = tokenize(family[0][1])
+    assert qualifier_factor(Qualifiers.of(tokenize("history of stroke")), title) < 1.0
+    assert qualifier_factor(Qualifiers.of(tokenize("family history of stroke")), title) == 1.0
+    top = engine.search("history of stroke", limit=3)[0]
+    assert top.title.lower().startswith("personal history"), top

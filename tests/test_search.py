@@ -575,6 +575,13 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("mini stroke", ["G45.9"]),
         ("botox", ["J0585"]),
         ("lap chole", ["0FT44ZZ"]),
+        ("lap appy", ["0DTJ4ZZ"]),
+        ("i&d abscess left thigh", ["0J9M0ZZ", "0J9M3ZZ", "0J9M00Z"]),
+        ("orif left bimalleolar ankle fracture", ["0QSH04Z", "0QSK04Z"]),
+        ("bimalleolar fracture", ["S82.84*"]),
+        ("thoracentesis right", ["0W993*"]),
+        ("vaginal hysterectomy", ["0UT97ZZ"]),
+        ("upper endoscopy with biopsy of stomach", ["0DB68ZX"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
@@ -582,3 +589,16 @@ def test_general_vocabulary_finds_the_code(
 ) -> None:
     hits = engine.search(query, limit=5)
     assert rank_of(hits, answers) == 1, codes(hits)
+
+
+def test_a_later_fracture_visit_heals_routinely(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    routine = _title(db, "icd10cm", "S62.101D")
+    nonunion = _title(db, "icd10cm", "S62.101K")
+    assert "routine healing" in routine and "nonunion" in nonunion
+    assert title_length(routine, "", "code", "icd10cm") < title_length(
+        nonunion, "", "code", "icd10cm"
+    )
+    top = engine.search("right wrist fracture subsequent encounter", limit=3)[0]
+    assert top.code.endswith("D"), top

@@ -111,6 +111,11 @@ OPPOSITES: tuple[frozenset[str], ...] = (
     frozenset({"intractable"}),  # with "not intractable" (see qualifier_factor)
 )
 CONFLICT_FACTOR = 0.85  # per group whose words in the title contradict the query's
+# "History of" alone is the patient's own history (the ICD-10-CM personal history codes); a
+# family history is asked for by name. A "Family history of ..." title answers another
+# question unless the query names the family.
+_HISTORY_WORDS = frozenset({"history", "hx"})
+_FAMILY_WORDS = frozenset({"family", "familial", "fhx", "fh"})
 NEGATION_FACTOR = 0.8  # the title negates what the query asks for ("without wheels")
 
 
@@ -172,6 +177,13 @@ def qualifier_factor(
         in_title = group & words
         if in_title and not in_title & said:
             factor *= CONFLICT_FACTOR
+    if (
+        "family" in words
+        and "history" in words
+        and q.tokens & _HISTORY_WORDS
+        and not q.tokens & _FAMILY_WORDS
+    ):
+        factor *= CONFLICT_FACTOR
     negated = negated_words(title)
     if negated and _mentions(negated, (q.tokens | variant_words) - q.without - {"without", "not"}):
         factor *= NEGATION_FACTOR

@@ -78,6 +78,9 @@ NO_HEAD = 0xFFFFFFFF  # doc_head value of a title without a head word
 _DEFAULT_WORDS = re.compile(
     r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
     r"|nec|initial encounter(?: for closed fracture)?"
+    # a later visit for a fracture heals routinely unless a note says otherwise (the "D"
+    # 7th character), and a fracture not called open is closed
+    r"|(?<=subsequent encounter )for (?:closed )?fracture with routine healing"
     # Z codes frame a visit as "Encounter for ...": the framing asks nothing of the query
     r"|^encounter for"
     # open wounds: ICD-10-CM's index defaults a laceration or puncture to these
