@@ -75,23 +75,33 @@ NO_HEAD = 0xFFFFFFFF  # doc_head value of a title without a head word
 # classified", "initial encounter", "unspecified site"): they do not count towards a title's
 # length, so the default child of a category is as general as its parent. ("Other" is not a
 # default: "Other hypertension" is a residual category, not the answer to "hypertension".)
+_UNSPECIFIED_AXIS = (
+    r"(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
+    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified"
+    r"|(?:site|sites|part|parts|organism|type|side|region|level) unspecified"
+)
+# The same words leave the title's word sequence that the engine checks for the query's words
+# in order ("Burn of unspecified degree of right hand, unspecified site, initial encounter"
+# reads "burn right hand initial encounter" for "burn of right hand initial").
+_UNSPECIFIED_AXIS_WORDS = re.compile(r"\b(?:" + _UNSPECIFIED_AXIS + r")\b")
 _DEFAULT_WORDS = re.compile(
     r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
     r"|nec|initial encounter(?: for closed fracture)?"
     # a later visit for a fracture heals routinely unless a note says otherwise (the "D"
     # 7th character), and a fracture not called open is closed
     r"|(?<=subsequent encounter )for (?:closed )?fracture with routine healing"
+    # diabetes of no documented type is type 2 (ICD-10-CM guideline I.C.4.a.2)
+    r"|^type 2(?= diabetes mellitus)"
     # Z codes frame a visit as "Encounter for ...": the framing asks nothing of the query
     r"|^encounter for"
     # open wounds: ICD-10-CM's index defaults a laceration or puncture to these
     r"|without foreign body|without damage to nail"
-    r"|(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
-    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified"
-    r"|(?:site|sites|part|parts|organism|type|side|region|level) unspecified"
+    r"|" + _UNSPECIFIED_AXIS +
     # the index's defaults when a note says nothing more: "Migraine ... not intractable",
     # "Peptic ulcer ... unspecified as acute or chronic", "leukemia ... not having achieved
-    # remission", "Unilateral inguinal hernia ... not specified as recurrent"
-    r"|not intractable|not having achieved remission"
+    # remission", "Unilateral inguinal hernia ... not specified as recurrent", "Influenza due
+    # to unidentified influenza virus"
+    r"|not intractable|not having achieved remission|due to unidentified \w+ virus"
     r"|(?:not specified|unspecified) as [^,;:()\[\]]*)\b"
 )
 
@@ -524,6 +534,7 @@ def build_search_index(
 
     # Tokenise once; remember each document's prior so internal numbers follow it.
     docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int, str]] = []
+    sequence_of: dict[int, list[str]] = {}  # title word sequences without unspecified axes
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
         other: set[str] = set(tokenize(short)) if short else set()
         if system == "hcpcs" and "(for " in title:
@@ -533,6 +544,10 @@ def build_search_index(
             title_tokens = tokenize(title_words(_FOR_NOTE.sub(" ", title)))
         else:
             title_tokens = tokenize(title_words(title))
+        if system == "icd10cm" and "unspecified" in title.lower():
+            sequence = tokenize(title_words(_UNSPECIFIED_AXIS_WORDS.sub(" ", fold(title))))
+            if sequence != title_tokens:
+                sequence_of[cid] = sequence
         tlen = title_length(title, short, kind, system)
         ctx = context_bits(system, kind, key, title)
         if terms:
@@ -582,7 +597,7 @@ def build_search_index(
     titles: list[list[str]] = []
     for n, (_key, cid, tlen, depth, flags, title_tokens, other, ctx, head) in enumerate(docs):
         heads.append(head if head in title_tokens else "")
-        titles.append(title_tokens)
+        titles.append(sequence_of.get(cid, title_tokens))
         doc_ids.append(cid)
         doc_ctx.append(ctx)
         block = block_of(cid)
