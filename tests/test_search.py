@@ -586,6 +586,7 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("thoracentesis right", ["0W993*"]),
         ("vaginal hysterectomy", ["0UT97ZZ"]),
         ("upper endoscopy with biopsy of stomach", ["0DB68ZX"]),
+        ("tendonitis", ["M7*", "M65*", "M67*"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
@@ -616,3 +617,10 @@ def test_unspecified_axes_leave_the_title_word_sequence(
     title = _title(db, "icd10cm", "T23.001A")
     assert "unspecified site" in title
     assert codes(engine.search("burn of right hand initial", limit=3), 1) == ["T23.001A"]
+
+
+def test_a_silent_first_letter_left_out_is_put_back(engine: SearchEngine) -> None:
+    # buckets of spelling candidates are by first letter: "neumonia" is tried as "pneumonia"
+    hits = engine.search("neumonia", limit=3, explain=True)
+    assert hits and "pneumonia" in hits[0].title.lower(), codes(hits)
+    assert any("spelling" in line for line in hits[0].why), hits[0].why

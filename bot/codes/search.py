@@ -475,7 +475,8 @@ class SearchEngine:
             return [(token, 1.0)]
         if not allow_fuzzy:
             return []
-        return [(choice, quality * FUZZY_FACTOR) for choice, quality in self._fuzzy(state, token)]
+        found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
+        return [(choice, quality * FUZZY_FACTOR) for choice, quality in found]
 
     def _term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
         """Postings and IDF of one query term given its alternative tokens."""
@@ -1124,6 +1125,20 @@ class SearchEngine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+# Words whose first letter is silent are typed without it ("neumonia", "soriasis"); the
+# spelling buckets are by first letter, so such a word is tried again with the letter put back.
+SILENT_LEADS: dict[str, tuple[str, ...]] = {"n": ("p", "k", "g", "m"), "s": ("p",), "t": ("p",)}
+
+
+def _silent_lead_fuzzy(engine: SearchEngine, state: _Loaded, token: str) -> list[tuple[str, float]]:
+    """Spelling candidates of `token` with a silent first letter restored (see SILENT_LEADS)."""
+    for lead in SILENT_LEADS.get(token[:1], ()):
+        found = engine._fuzzy(state, lead + token)
+        if found:
+            return found
+    return []
 
 
 def _system_index(system: CodeSystem | str | None) -> int | None:
