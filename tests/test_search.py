@@ -587,6 +587,18 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("vaginal hysterectomy", ["0UT97ZZ"]),
         ("upper endoscopy with biopsy of stomach", ["0DB68ZX"]),
         ("tendonitis", ["M7*", "M65*", "M67*"]),
+        # lay words for conditions and body parts
+        ("swollen glands", ["R59*"]),
+        ("stiff neck", ["M54.2", "M43.6"]),
+        ("broken collarbone", ["S42.0*"]),
+        ("hiatal hernia", ["K44.9"]),
+        ("stye", ["H00.0*"]),
+        # clinical and operative abbreviations
+        ("vap", ["J95.851"]),
+        ("lbbb", ["I44.7"]),
+        ("sz", ["R56.9"]),
+        ("d&c", ["0UDB7*"]),
+        ("lavh", ["0UT9FZZ"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
