@@ -533,6 +533,11 @@ def test_hcpcs_parentheses_name_one_product(engine: SearchEngine, db: sqlite3.Co
     assert codes(engine.search("kenalog 40 mg", limit=3), 1) == ["J3301"]
     assert "(" in _title(db, "hcpcs", "J1812")
     assert codes(engine.search("insulin 5 units", limit=3), 1) == ["J1815"]
+    # an abbreviation in parentheses is not a product: "filgrastim (g-csf)"
+    filgrastim = _title(db, "hcpcs", "J1442")
+    assert "(g-csf)" in filgrastim.lower()
+    bare = filgrastim[: filgrastim.index("(")] + filgrastim[filgrastim.index(")") + 1 :]
+    assert title_length(filgrastim, "", "code", "hcpcs") == title_length(bare, "", "code", "hcpcs")
     # outside drug descriptors parentheses explain, as in ICD-10-CM ("(including fitting)")
     shoe = _title(db, "hcpcs", "A5501")
     assert "(" in shoe and "mg" not in shoe
@@ -599,6 +604,8 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("sz", ["R56.9"]),
         ("d&c", ["0UDB7*"]),
         ("lavh", ["0UT9FZZ"]),
+        ("avastin", ["J9035", "C9257"]),  # both bevacizumab
+        ("lactated ringers", ["J7120"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
@@ -636,3 +643,11 @@ def test_a_silent_first_letter_left_out_is_put_back(engine: SearchEngine) -> Non
     hits = engine.search("neumonia", limit=3, explain=True)
     assert hits and "pneumonia" in hits[0].title.lower(), codes(hits)
     assert any("spelling" in line for line in hits[0].why), hits[0].why
+
+
+@pytest.mark.parametrize(("brand", "reference"), [("neupogen", "J1442"), ("remicade", "J1745")])
+def test_a_brand_is_the_reference_product_not_a_biosimilar(
+    engine: SearchEngine, db: sqlite3.Connection, brand: str, reference: str
+) -> None:
+    assert "excludes biosimilar" in _title(db, "hcpcs", reference).lower()
+    assert codes(engine.search(brand, limit=3), 1) == [reference]

@@ -122,6 +122,15 @@ _PCS_APPROACH = re.compile(
 )
 # A drug descriptor: it names a dose ("Insulin (fiasp), per 5 units"; "..., 1 mg").
 _DRUG_DOSE = re.compile(r"\b(?:mg|mcg|units?|ml|grams?|gm)\b|^injection", re.IGNORECASE)
+
+
+def _product_name_only(match: re.Match[str]) -> str:
+    """A parenthesised group of a HCPCS drug descriptor, kept when it is one plain word."""
+    inner = match.group(0)[1:-1].strip()
+    return f" {inner} " if inner.isalpha() else " "
+
+
+_EXCLUDES_BIOSIMILAR = re.compile(r"\bexcludes? biosimilars?\b")
 _NOS = re.compile(r"\bnot otherwise specified\b")
 # The clause ends at a preposition or at a laterality ("Trichiasis without entropion right
 # upper eyelid": the eyelid is the code's site, not part of what is absent).
@@ -306,14 +315,20 @@ def title_length(title: str, short_title: str, kind: str, system: str = "") -> i
         # HCPCS parentheses name one product ("Injection, triamcinolone acetonide (xipere),
         # 1 mg"; "Insulin (fiasp), per 5 units"): words the generic code does not have. The
         # "(for esrd on dialysis)" note says who may bill, not what the item is.
-        if "(" in title and not _DRUG_DOSE.search(title):
-            # elsewhere parentheses explain ("fitting (including follow-up)", "insert(s)")
-            title = _PARENS.sub(" ", title)
+        if "(" in title:
+            if _DRUG_DOSE.search(title):
+                # a product is one plain word; "(g-csf)", "(for depot suspension)" explain
+                title = _PARENS.sub(_product_name_only, title)
+            else:
+                # elsewhere parentheses explain ("fitting (including follow-up)", "insert(s)")
+                title = _PARENS.sub(" ", title)
         free = default_free(_FOR_NOTE.sub(" ", title) if "(for " in title else title)
         if free.startswith("injection"):
             # a drug's "not otherwise specified" code is the drug itself, in any form not
-            # listed; elsewhere (DME, supplies) it is a catch-all, not the default
-            free = _NOS.sub(" ", free)
+            # listed; elsewhere (DME, supplies) it is a catch-all, not the default. And the
+            # code that "excludes biosimilar" is the reference product itself, the one its
+            # brand name ("Neupogen", "Remicade") names.
+            free = _NOS.sub(" ", _EXCLUDES_BIOSIMILAR.sub(" ", free))
     elif system == "icd10pcs":
         free = _PCS_APPROACH.sub(
             " approach ", default_free(_PARENS.sub(" ", title) if "(" in title else title)
