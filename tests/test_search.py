@@ -606,6 +606,11 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("lavh", ["0UT9FZZ"]),
         ("avastin", ["J9035", "C9257"]),  # both bevacizumab
         ("lactated ringers", ["J7120"]),
+        # operative-note words
+        ("colon resection", ["0DTE*"]),
+        ("epidural steroid injection", ["3E0S33Z"]),
+        ("spinal fusion l4-l5", ["0SG0*"]),
+        ("acdf c5-c6", ["0RG1*"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
