@@ -611,6 +611,10 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("epidural steroid injection", ["3E0S33Z"]),
         ("spinal fusion l4-l5", ["0SG0*"]),
         ("acdf c5-c6", ["0RG1*"]),
+        # HCPCS digit modifiers; "status post" an -ectomy is an acquired absence
+        ("second toe right foot", ["T6"]),
+        ("s/p mastectomy left", ["Z90.12"]),
+        ("s/p splenectomy", ["Z90.81"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
