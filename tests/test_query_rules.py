@@ -211,3 +211,19 @@ def test_history_of_alone_is_the_patients_own(engine: SearchEngine, db: sqlite3.
     assert qualifier_factor(Qualifiers.of(tokenize("family history of stroke")), title) == 1.0
     top = engine.search("history of stroke", limit=3)[0]
     assert top.title.lower().startswith("personal history"), top
+
+
+def test_british_spellings_read_as_american(engine: SearchEngine) -> None:
+    for british, american in (
+        ("oedema", "edema"),
+        ("oesophagitis", "esophagitis"),
+        ("haemorrhage", "hemorrhage"),
+        ("anaemia", "anemia"),
+        ("diarrhoea", "diarrhea"),
+        ("tumour", "tumor"),
+    ):
+        assert normalize_query(british) == american
+    for word in ("four hours", "shoe", "toe pain", "flour"):
+        assert normalize_query(word) == word
+    top = engine.search("oedema", limit=3)[0]
+    assert "edema" in top.title.lower(), top

@@ -660,3 +660,15 @@ def test_a_brand_is_the_reference_product_not_a_biosimilar(
 ) -> None:
     assert "excludes biosimilar" in _title(db, "hcpcs", reference).lower()
     assert codes(engine.search(brand, limit=3), 1) == [reference]
+
+
+@pytest.mark.parametrize(("query", "code"), [("vertigo", "R42"), ("tendinitis", "M77.9")])
+def test_an_inclusion_term_said_nos_names_the_default(
+    engine: SearchEngine, db: sqlite3.Connection, query: str, code: str
+) -> None:
+    # "Vertigo NOS" is an inclusion term of R42 "Dizziness and giddiness": vertigo of no
+    # further kind is coded there, not to "Vertigo of central origin"
+    terms = db.execute("SELECT title, search_terms FROM codes WHERE code = ?", (code,)).fetchone()
+    assert query not in terms[0].lower()
+    assert f"{query} nos" in terms[1].lower()
+    assert codes(engine.search(query, limit=3), 1) == [code]

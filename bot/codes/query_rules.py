@@ -25,8 +25,29 @@ from bot.codes.search_index import SYSTEM_INDEX, raw_words
 _WITHOUT = re.compile(r"\bw/o\b|\bw/out\b|\bno\b", re.IGNORECASE)
 
 
+# British spellings of medical words; the code sets spell them the American way.
+_BRITISH = (
+    (re.compile(r"\boe(?=[a-z]{3})"), "e"),  # oedema, oesophagus, oestrogen
+    (re.compile(r"(?<=[a-z])aem"), "em"),  # haemorrhage, anaemia, leukaemia, ischaemia
+    (re.compile(r"\b(?:haem|paed|caes)"), lambda m: m.group(0)[0] + m.group(0)[2:]),
+    (re.compile(r"(?<=[a-z])(?:o|oe)ea\b"), "ea"),  # diarrhoea, gonorrhoea
+    (re.compile(r"\b(tum|behavi|col)our"), r"\1or"),  # tumour, behaviour, colour
+)
+
+
+def _american_spelling(text: str) -> str:
+    lowered = text.lower()
+    if not any(mark in lowered for mark in ("oe", "ae", "our")):
+        return text
+    for pattern, repl in _BRITISH:
+        lowered = pattern.sub(repl, lowered)
+    return lowered
+
+
 def normalize_query(text: str) -> str:
-    """`text` with "w/o" and "no" written as "without" (the word code titles use)."""
+    """`text` with "w/o" and "no" written as "without" (the word code titles use) and
+    British spellings in American ("oedema" -> "edema", "haemorrhage" -> "hemorrhage")."""
+    text = _american_spelling(text)
     return _WITHOUT.sub(" without ", text) if ("/" in text or "no" in text.lower()) else text
 
 

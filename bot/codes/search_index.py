@@ -550,6 +550,7 @@ def build_search_index(
     # Tokenise once; remember each document's prior so internal numbers follow it.
     docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int, str]] = []
     sequence_of: dict[int, list[str]] = {}  # title word sequences without unspecified axes
+    nos_words: dict[int, set[str]] = {}  # words of "... NOS" inclusion terms (see _nos_words)
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
         other: set[str] = set(tokenize(short)) if short else set()
         if system == "hcpcs" and "(for " in title:
@@ -567,6 +568,8 @@ def build_search_index(
         ctx = context_bits(system, kind, key, title)
         if terms:
             other.update(tokenize(terms))
+            if system == "icd10cm" and "NOS" in terms:
+                nos_words[cid] = _nos_words(terms)
         if kind == "modifier":
             # Users say "right side modifier"; the titles never contain the word.
             other.add("modifier")
@@ -620,7 +623,7 @@ def build_search_index(
         doc_tlen.append(tlen)
         doc_depth.append(min(depth, 255))
         doc_flags.append(flags)
-        tset = set(title_tokens)
+        tset = set(title_tokens) | nos_words.get(cid, set())
         for tok in tset:
             title_post.setdefault(tok, array("I")).append(n)
         for tok in other - tset:
@@ -694,6 +697,20 @@ def _rewrite_lines(rewrites: Iterable[Rewrite]) -> Iterable[str]:
         tokens = " ".join(tokenize(r.expansion))
         if key and tokens and tokens != key:
             yield f"{key}\t{tokens}\t{r.source}\t{r.expansion}"
+
+
+_NOS_TERM = re.compile(r"\bNOS\b")
+
+
+def _nos_words(terms: str) -> set[str]:
+    """Words of the inclusion terms that end in "NOS" ("Vertigo NOS" under R42 "Dizziness and
+    giddiness", "Pyelonephritis NOS" under N12): the index's statement that this code is the
+    default for that term, so they match as title words (they do not lengthen the title)."""
+    words: set[str] = set()
+    for line in terms.splitlines():
+        if _NOS_TERM.search(line):
+            words.update(tokenize(_PARENS.sub(" ", line)))
+    return words
 
 
 def _posting_rows(
