@@ -227,3 +227,19 @@ def test_british_spellings_read_as_american(engine: SearchEngine) -> None:
         assert normalize_query(word) == word
     top = engine.search("oedema", limit=3)[0]
     assert "edema" in top.title.lower(), top
+
+
+def test_a_without_clause_negates_its_next_words(db: sqlite3.Connection) -> None:
+    without = _titles(db, "icd10cm", "Age-related osteoporosis without current pathological%")
+    assert without
+    asked = Qualifiers.of(tokenize("osteoporosis with pathological fracture"))
+    assert qualifier_factor(asked, tokenize(without[0][1])) < 1.0
+    # the site after the clause is not negated, nor is what a title does not mention
+    trichiasis = _titles(db, "icd10cm", "Trichiasis without entropion right upper eyelid")
+    assert trichiasis
+    eyelid = Qualifiers.of(tokenize("trichiasis right upper eyelid"))
+    assert qualifier_factor(eyelid, tokenize(trichiasis[0][1])) == 1.0
+    silent = _titles(db, "icd10cm", "%without mention of lumbar back pain%")
+    assert silent
+    lumbar = Qualifiers.of(tokenize("disc degeneration lumbar"))
+    assert qualifier_factor(lumbar, tokenize(silent[0][1])) == 1.0

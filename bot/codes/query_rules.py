@@ -158,15 +158,31 @@ class Qualifiers:
         return cls(said, frozenset(tokens), without)
 
 
+# Where a negated phrase ends: another negation, or the code's site and encounter
+# ("Trichiasis without entropion right upper eyelid": the eyelid is not negated).
+_NEGATION_END = frozenset(
+    {"without", "not", "no", "right", "left", "bilateral", "unspecified", "initial",
+     "subsequent", "sequela", "encounter"}
+)  # fmt: skip
+NEGATED_SPAN = 2  # words after "without" that it negates ("without current pathological ...")
+
+
 def negated_words(title: Sequence[str]) -> frozenset[str]:
-    """Words a title (its tokens) says the code is *not*: the word after "without", "not",
-    "no", and after "other than" ("Crutch, underarm, other than wood")."""
-    return frozenset(
-        title[i + 1]
-        for i in range(len(title) - 1)
-        if title[i] in ("without", "not", "no")
-        or (title[i] == "than" and i > 0 and title[i - 1] == "other")
-    )
+    """Words a title (its tokens) says the code is *not*: up to NEGATED_SPAN words after
+    "without", "not", "no" ("Age-related osteoporosis without current pathological
+    fracture"), and the word after "other than" ("Crutch, underarm, other than wood")."""
+    out: set[str] = set()
+    for i, tok in enumerate(title[:-1]):
+        if tok in ("without", "not", "no"):
+            if title[i + 1] == "mention":
+                continue  # "without mention of back pain": not stated, not absent
+            for word in title[i + 1 : i + 1 + NEGATED_SPAN]:
+                if word in _NEGATION_END:
+                    break
+                out.add(word)
+        elif tok == "than" and i > 0 and title[i - 1] == "other":
+            out.add(title[i + 1])
+    return frozenset(out)
 
 
 def _mentions(negated: frozenset[str], words: frozenset[str]) -> bool:
