@@ -167,3 +167,79 @@ def test_header_never_above_its_billable_child(engine: SearchEngine) -> None:
                     and child.system == header.system
                     and child.code.replace(".", "").startswith(key)
                 ), (query, header.code, child.code)
+
+
+def test_other_than_negates_like_without(db: sqlite3.Connection) -> None:
+    rows = _titles(db, "hcpcs", "%crutch%other than wood%")
+    assert rows
+    wooden = Qualifiers.of(tokenize("wooden underarm crutches"))
+    for _code, title in rows:
+        assert qualifier_factor(wooden, tokenize(title)) < 1.0, title
+    for _code, title in _titles(db, "hcpcs", "%crutch%underarm, wood%"):
+        assert qualifier_factor(wooden, tokenize(title)) == 1.0, title
+    # "more than" / "less than" say nothing is absent
+    assert qualifier_factor(wooden, tokenize("crutch more than wood")) == 1.0
+
+
+def test_wooden_crutches_are_the_wood_ones(engine: SearchEngine) -> None:
+    hits = engine.search("wooden underarm crutches", limit=3)
+    assert "other than" not in hits[0].title.lower(), hits[0]
+
+
+def test_negation_counts_the_words_a_synonym_gave(engine: SearchEngine) -> None:
+    # "bleeding" is "hemorrhage" in titles: "without hemorrhage" is not what was asked
+    luts = Qualifiers.of(tokenize("bph luts"))
+    title = tokenize("benign prostatic hyperplasia without lower urinary tract symptoms")
+    assert qualifier_factor(luts, title) == 1.0
+    assert qualifier_factor(luts, title, frozenset(tokenize("lower urinary tract"))) < 1.0
+    hits = engine.search("gastric ulcer with bleeding", limit=3)
+    assert "without" not in hits[0].title.lower(), hits[0]
+
+
+def test_cesarean_section_names_the_procedure() -> None:
+    for query in ("c-section", "c section", "cesarean section low transverse", "csection"):
+        assert query_intent(query) == PCS_BIT, query
+    # "cesarean delivery" also names pregnancy diagnoses ("previous cesarean delivery")
+    assert query_intent("scar from previous cesarean delivery") == 0
+
+
+def test_history_of_alone_is_the_patients_own(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    family = _titles(db, "icd10cm", "Family history of stroke%")
+    assert family
+    title = tokenize(family[0][1])
+    assert qualifier_factor(Qualifiers.of(tokenize("history of stroke")), title) < 1.0
+    assert qualifier_factor(Qualifiers.of(tokenize("family history of stroke")), title) == 1.0
+    top = engine.search("history of stroke", limit=3)[0]
+    assert top.title.lower().startswith("personal history"), top
+
+
+def test_british_spellings_read_as_american(engine: SearchEngine) -> None:
+    for british, american in (
+        ("oedema", "edema"),
+        ("oesophagitis", "esophagitis"),
+        ("haemorrhage", "hemorrhage"),
+        ("anaemia", "anemia"),
+        ("diarrhoea", "diarrhea"),
+        ("tumour", "tumor"),
+    ):
+        assert normalize_query(british) == american
+    for word in ("four hours", "shoe", "toe pain", "flour"):
+        assert normalize_query(word) == word
+    top = engine.search("oedema", limit=3)[0]
+    assert "edema" in top.title.lower(), top
+
+
+def test_a_without_clause_negates_its_next_words(db: sqlite3.Connection) -> None:
+    without = _titles(db, "icd10cm", "Age-related osteoporosis without current pathological%")
+    assert without
+    asked = Qualifiers.of(tokenize("osteoporosis with pathological fracture"))
+    assert qualifier_factor(asked, tokenize(without[0][1])) < 1.0
+    # the site after the clause is not negated, nor is what a title does not mention
+    trichiasis = _titles(db, "icd10cm", "Trichiasis without entropion right upper eyelid")
+    assert trichiasis
+    eyelid = Qualifiers.of(tokenize("trichiasis right upper eyelid"))
+    assert qualifier_factor(eyelid, tokenize(trichiasis[0][1])) == 1.0
+    silent = _titles(db, "icd10cm", "%without mention of lumbar back pain%")
+    assert silent
+    lumbar = Qualifiers.of(tokenize("disc degeneration lumbar"))
+    assert qualifier_factor(lumbar, tokenize(silent[0][1])) == 1.0

@@ -431,3 +431,244 @@ def test_spelling_prefers_the_commoner_of_equally_close_words(engine: SearchEngi
     # one edit from both osteopetrosis and osteoporosis: the commoner word is the likelier intent
     hits = engine.search("osteoperosis", limit=3)
     assert hits and "osteoporosis" in hits[0].title.lower()
+
+
+# ------------------------------------------------------------------ defaults and axis values
+
+
+@pytest.fixture(scope="module")
+def db(codes_db_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    yield conn
+    conn.close()
+
+
+def _title(db: sqlite3.Connection, system: str, code: str) -> str:
+    row = db.execute("SELECT title FROM codes WHERE system = ? AND code = ?", (system, code))
+    found = row.fetchone()
+    assert found, (system, code)
+    return str(found[0])
+
+
+@pytest.mark.parametrize(
+    ("query", "default", "specific"),
+    [
+        # the category's default says what it lacks ("without obstruction", "without coma")
+        ("acute cholecystitis with gallstones", "K80.00", "K80.01"),
+        ("type 1 diabetes with hypoglycemia", "E10.649", "E10.641"),
+        ("benign prostatic hyperplasia", "N40.0", "N40.1"),
+        ("diverticulitis", "K57.92", "K57.93"),
+        # "not intractable", "unspecified as acute or chronic", "not specified as recurrent"
+        ("peptic ulcer", "K27.9", "K27.0"),
+        ("unilateral inguinal hernia", "K40.90", "K40.40"),
+        ("chronic lymphocytic leukemia", "C91.10", "C91.11"),
+        # among titles equal in every other way, the one that says "unspecified"
+        ("migraine", "G43.909", "G43.009"),
+        # diabetes of no documented type is type 2; influenza of no identified virus is J11
+        ("diabetes mellitus", "E11.9", "E10.9"),
+        ("influenza with pneumonia", "J11.00", "J10.00"),
+    ],
+)
+def test_a_generic_query_gets_the_default_code(
+    engine: SearchEngine, db: sqlite3.Connection, query: str, default: str, specific: str
+) -> None:
+    title = _title(db, "icd10cm", default).lower()
+    marks = ("without", "not ", "unspecified", "type 2", "unidentified")
+    assert any(mark in title for mark in marks), title
+    hits = codes(engine.search(query, system="icd10cm", limit=10), 10)
+    assert hits[0] == default, hits
+    assert specific in hits, hits
+
+
+@pytest.mark.parametrize(
+    ("query", "wanted"),
+    [
+        ("acute cholecystitis with gallstones with obstruction", "K80.01"),
+        ("diverticulitis with bleeding", "K57.93"),
+        ("bph with luts", "N40.1"),
+    ],
+)
+def test_a_query_that_names_the_with_clause_gets_it(
+    engine: SearchEngine, db: sqlite3.Connection, query: str, wanted: str
+) -> None:
+    assert " with " in _title(db, "icd10cm", wanted)
+    assert codes(engine.search(query, limit=3), 1) == [wanted]
+
+
+def test_without_clauses_cost_nothing_in_diagnoses_but_count_in_hcpcs(
+    db: sqlite3.Connection,
+) -> None:
+    default = _title(db, "icd10cm", "K80.00")
+    bare = default[: default.index(" without")]
+    assert title_length(default, "", "code", "icd10cm") == title_length(bare, "", "code")
+    # the laterality after a "without" clause is the code's site, not part of the clause
+    trichiasis = _title(db, "icd10cm", "H02.051")
+    assert "without" in trichiasis and "right" in trichiasis.lower()
+    assert title_length(trichiasis, "", "code", "icd10cm") >= 4
+    walker = db.execute(
+        "SELECT title FROM codes WHERE system = 'hcpcs' AND title LIKE '%without wheels%'"
+    ).fetchone()[0]
+    cut = walker.replace("without wheels", "")
+    assert title_length(walker, "", "code", "hcpcs") > title_length(cut, "", "code", "hcpcs")
+
+
+def test_a_pcs_approach_is_one_word(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    percutaneous = _title(db, "icd10pcs", "0BH13EZ")
+    natural = _title(db, "icd10pcs", "0BH17EZ")
+    assert "Natural or Artificial Opening" in natural and "Percutaneous" in percutaneous
+    lengths = {title_length(t, "", "code", "icd10pcs") for t in (percutaneous, natural)}
+    assert len(lengths) == 1
+    # endotracheal intubation passes through the mouth or nose; a lumbar puncture is
+    # percutaneous by the PCS Definitions
+    assert codes(engine.search("intubation", limit=3), 1) == ["0BH17EZ"]
+    top = engine.search("lumbar puncture", limit=3)[0]
+    assert top.code.startswith("009U3"), top
+
+
+def test_hcpcs_parentheses_name_one_product(engine: SearchEngine, db: sqlite3.Connection) -> None:
+    branded = _title(db, "hcpcs", "J3299")
+    generic = _title(db, "hcpcs", "J3301")
+    assert "(" in branded and "not otherwise specified" in generic.lower()
+    assert title_length(branded, "", "code", "hcpcs") > title_length(generic, "", "code", "hcpcs")
+    assert codes(engine.search("kenalog 40 mg", limit=3), 1) == ["J3301"]
+    assert "(" in _title(db, "hcpcs", "J1812")
+    assert codes(engine.search("insulin 5 units", limit=3), 1) == ["J1815"]
+    # an abbreviation in parentheses is not a product: "filgrastim (g-csf)"
+    filgrastim = _title(db, "hcpcs", "J1442")
+    assert "(g-csf)" in filgrastim.lower()
+    bare = filgrastim[: filgrastim.index("(")] + filgrastim[filgrastim.index(")") + 1 :]
+    assert title_length(filgrastim, "", "code", "hcpcs") == title_length(bare, "", "code", "hcpcs")
+    # outside drug descriptors parentheses explain, as in ICD-10-CM ("(including fitting)")
+    shoe = _title(db, "hcpcs", "A5501")
+    assert "(" in shoe and "mg" not in shoe
+    plain = shoe[: shoe.index("(")] + shoe[shoe.index(")") + 1 :]
+    assert title_length(shoe, "", "code", "hcpcs") <= title_length(plain, "", "code", "hcpcs") + 1
+
+
+def test_adverbs_stem_to_their_adjective() -> None:
+    # the PCS index's "Delivery, Manually assisted" is typed "manual assisted delivery"
+    assert stem("manually") == stem("manual")
+    assert stem("surgically") == "surgical"
+    assert stem("really") == "really"
+
+
+def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    # a HCPCS code's own words name the brand (Herceptin Hylecta): not a common word
+    holder = db.execute(
+        "SELECT code FROM codes WHERE system = 'hcpcs' AND (lower(title) LIKE '%herceptin%'"
+        " OR lower(short_title) LIKE '%herceptin%' OR lower(search_terms) LIKE '%herceptin%')"
+    ).fetchall()
+    assert holder
+    generic = _title(db, "hcpcs", "J9355")
+    assert "trastuzumab" in generic
+    hits = engine.search("herceptin", limit=5, explain=True)
+    assert "J9355" in codes(hits), codes(hits)
+    why = " ".join(next(h for h in hits if h.code == "J9355").why)
+    assert "brand name" in why, why
+
+
+@pytest.mark.parametrize(
+    ("query", "answers"),
+    [
+        ("collapsed lung", ["J93*"]),
+        ("aspiration pneumonia", ["J69.0"]),
+        ("pneumonia, aspiration", ["J69.0"]),
+        ("lumbar strain initial", ["S39.012A"]),
+        ("cellulitis of left foot", ["L03.116"]),
+        ("abscess of right thigh", ["L02.415"]),
+        ("cataract extraction with iol left eye", ["08RK3JZ"]),
+        ("cesarean section low transverse", ["10D00Z1"]),
+        ("gastric ulcer with bleeding", ["K25.0", "K25.4"]),
+        ("mini stroke", ["G45.9"]),
+        ("botox", ["J0585"]),
+        ("lap chole", ["0FT44ZZ"]),
+        ("lap appy", ["0DTJ4ZZ"]),
+        ("i&d abscess left thigh", ["0J9M0ZZ", "0J9M3ZZ", "0J9M00Z"]),
+        ("orif left bimalleolar ankle fracture", ["0QSH04Z", "0QSK04Z"]),
+        ("bimalleolar fracture", ["S82.84*"]),
+        ("thoracentesis right", ["0W993*"]),
+        ("vaginal hysterectomy", ["0UT97ZZ"]),
+        ("upper endoscopy with biopsy of stomach", ["0DB68ZX"]),
+        ("tendonitis", ["M7*", "M65*", "M67*"]),
+        # lay words for conditions and body parts
+        ("swollen glands", ["R59*"]),
+        ("stiff neck", ["M54.2", "M43.6"]),
+        ("broken collarbone", ["S42.0*"]),
+        ("hiatal hernia", ["K44.9"]),
+        ("stye", ["H00.0*"]),
+        # clinical and operative abbreviations
+        ("vap", ["J95.851"]),
+        ("lbbb", ["I44.7"]),
+        ("sz", ["R56.9"]),
+        ("d&c", ["0UDB7*"]),
+        ("lavh", ["0UT9FZZ"]),
+        ("avastin", ["J9035", "C9257"]),  # both bevacizumab
+        ("lactated ringers", ["J7120"]),
+        # operative-note words
+        ("colon resection", ["0DTE*"]),
+        ("epidural steroid injection", ["3E0S33Z"]),
+        ("spinal fusion l4-l5", ["0SG0*"]),
+        ("acdf c5-c6", ["0RG1*"]),
+        # HCPCS digit modifiers; "status post" an -ectomy is an acquired absence
+        ("second toe right foot", ["T6"]),
+        ("s/p mastectomy left", ["Z90.12"]),
+        ("s/p splenectomy", ["Z90.81"]),
+    ],
+)
+def test_general_vocabulary_finds_the_code(
+    engine: SearchEngine, query: str, answers: list[str]
+) -> None:
+    hits = engine.search(query, limit=5)
+    assert rank_of(hits, answers) == 1, codes(hits)
+
+
+def test_a_later_fracture_visit_heals_routinely(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    routine = _title(db, "icd10cm", "S62.101D")
+    nonunion = _title(db, "icd10cm", "S62.101K")
+    assert "routine healing" in routine and "nonunion" in nonunion
+    assert title_length(routine, "", "code", "icd10cm") < title_length(
+        nonunion, "", "code", "icd10cm"
+    )
+    top = engine.search("right wrist fracture subsequent encounter", limit=3)[0]
+    assert top.code.endswith("D"), top
+
+
+def test_unspecified_axes_leave_the_title_word_sequence(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    # "Burn of unspecified degree of right hand, unspecified site, initial encounter": the
+    # query's "right hand initial" reads in order once "site" is out of the way
+    title = _title(db, "icd10cm", "T23.001A")
+    assert "unspecified site" in title
+    assert codes(engine.search("burn of right hand initial", limit=3), 1) == ["T23.001A"]
+
+
+def test_a_silent_first_letter_left_out_is_put_back(engine: SearchEngine) -> None:
+    # buckets of spelling candidates are by first letter: "neumonia" is tried as "pneumonia"
+    hits = engine.search("neumonia", limit=3, explain=True)
+    assert hits and "pneumonia" in hits[0].title.lower(), codes(hits)
+    assert any("spelling" in line for line in hits[0].why), hits[0].why
+
+
+@pytest.mark.parametrize(("brand", "reference"), [("neupogen", "J1442"), ("remicade", "J1745")])
+def test_a_brand_is_the_reference_product_not_a_biosimilar(
+    engine: SearchEngine, db: sqlite3.Connection, brand: str, reference: str
+) -> None:
+    assert "excludes biosimilar" in _title(db, "hcpcs", reference).lower()
+    assert codes(engine.search(brand, limit=3), 1) == [reference]
+
+
+@pytest.mark.parametrize(("query", "code"), [("vertigo", "R42"), ("tendinitis", "M77.9")])
+def test_an_inclusion_term_said_nos_names_the_default(
+    engine: SearchEngine, db: sqlite3.Connection, query: str, code: str
+) -> None:
+    # "Vertigo NOS" is an inclusion term of R42 "Dizziness and giddiness": vertigo of no
+    # further kind is coded there, not to "Vertigo of central origin"
+    terms = db.execute("SELECT title, search_terms FROM codes WHERE code = ?", (code,)).fetchone()
+    assert query not in terms[0].lower()
+    assert f"{query} nos" in terms[1].lower()
+    assert codes(engine.search(query, limit=3), 1) == [code]

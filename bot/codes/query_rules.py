@@ -25,8 +25,29 @@ from bot.codes.search_index import SYSTEM_INDEX, raw_words
 _WITHOUT = re.compile(r"\bw/o\b|\bw/out\b|\bno\b", re.IGNORECASE)
 
 
+# British spellings of medical words; the code sets spell them the American way.
+_BRITISH = (
+    (re.compile(r"\boe(?=[a-z]{3})"), "e"),  # oedema, oesophagus, oestrogen
+    (re.compile(r"(?<=[a-z])aem"), "em"),  # haemorrhage, anaemia, leukaemia, ischaemia
+    (re.compile(r"\b(?:haem|paed|caes)"), lambda m: m.group(0)[0] + m.group(0)[2:]),
+    (re.compile(r"(?<=[a-z])(?:o|oe)ea\b"), "ea"),  # diarrhoea, gonorrhoea
+    (re.compile(r"\b(tum|behavi|col)our"), r"\1or"),  # tumour, behaviour, colour
+)
+
+
+def _american_spelling(text: str) -> str:
+    lowered = text.lower()
+    if not any(mark in lowered for mark in ("oe", "ae", "our")):
+        return text
+    for pattern, repl in _BRITISH:
+        lowered = pattern.sub(repl, lowered)
+    return lowered
+
+
 def normalize_query(text: str) -> str:
-    """`text` with "w/o" and "no" written as "without" (the word code titles use)."""
+    """`text` with "w/o" and "no" written as "without" (the word code titles use) and
+    British spellings in American ("oedema" -> "edema", "haemorrhage" -> "hemorrhage")."""
+    text = _american_spelling(text)
     return _WITHOUT.sub(" without ", text) if ("/" in text or "no" in text.lower()) else text
 
 
@@ -58,7 +79,11 @@ _HCPCS_WORDS = frozenset(
         "supply", "supplies", "dme", "kit", "modifier", "ambulance",
     }
 )  # fmt: skip
-_PROCEDURE_PHRASES = re.compile(r"\b(?:i d|i and d|incision and drainage|t a)\b")
+# "Cesarean section" names the operation; "cesarean delivery" alone also appears in the
+# pregnancy diagnoses ("Maternal care for scar from previous cesarean delivery").
+_PROCEDURE_PHRASES = re.compile(
+    r"\b(?:i d|i and d|incision and drainage|t a|c ?section|ca?esarean section)\b"
+)
 # "status post", "s/p", "history of": the patient's status, an ICD-10-CM Z code.
 _STATUS = re.compile(r"\b(?:status post|s/p|s p|history of|hx of|personal history)\b")
 
@@ -107,6 +132,11 @@ OPPOSITES: tuple[frozenset[str], ...] = (
     frozenset({"intractable"}),  # with "not intractable" (see qualifier_factor)
 )
 CONFLICT_FACTOR = 0.85  # per group whose words in the title contradict the query's
+# "History of" alone is the patient's own history (the ICD-10-CM personal history codes); a
+# family history is asked for by name. A "Family history of ..." title answers another
+# question unless the query names the family.
+_HISTORY_WORDS = frozenset({"history", "hx"})
+_FAMILY_WORDS = frozenset({"family", "familial", "fhx", "fh"})
 NEGATION_FACTOR = 0.8  # the title negates what the query asks for ("without wheels")
 
 
@@ -128,8 +158,54 @@ class Qualifiers:
         return cls(said, frozenset(tokens), without)
 
 
-def qualifier_factor(q: Qualifiers, title: Sequence[str]) -> float:
-    """Demotion of a title (its tokens) whose qualifiers contradict the query's."""
+# Where a negated phrase ends: another negation, or the code's site and encounter
+# ("Trichiasis without entropion right upper eyelid": the eyelid is not negated).
+_NEGATION_END = frozenset(
+    {"without", "not", "no", "right", "left", "bilateral", "unspecified", "initial",
+     "subsequent", "sequela", "encounter"}
+)  # fmt: skip
+NEGATED_SPAN = 2  # words after "without" that it negates ("without current pathological ...")
+
+
+def negated_words(title: Sequence[str]) -> frozenset[str]:
+    """Words a title (its tokens) says the code is *not*: up to NEGATED_SPAN words after
+    "without", "not", "no" ("Age-related osteoporosis without current pathological
+    fracture"), and the word after "other than" ("Crutch, underarm, other than wood")."""
+    out: set[str] = set()
+    for i, tok in enumerate(title[:-1]):
+        if tok in ("without", "not", "no"):
+            if title[i + 1] == "mention":
+                continue  # "without mention of back pain": not stated, not absent
+            for word in title[i + 1 : i + 1 + NEGATED_SPAN]:
+                if word in _NEGATION_END:
+                    break
+                out.add(word)
+        elif tok == "than" and i > 0 and title[i - 1] == "other":
+            out.add(title[i + 1])
+    return frozenset(out)
+
+
+def _mentions(negated: frozenset[str], words: frozenset[str]) -> bool:
+    """Does a query word name a negated title word, as itself or a derived form ("wooden"
+    for "wood", "wheeled" for "wheel")? Short words must match exactly."""
+    if negated & words:
+        return True
+    return any(
+        len(neg) >= 4 and len(word) > len(neg) and word.startswith(neg)
+        for neg in negated
+        for word in words
+    )
+
+
+def qualifier_factor(
+    q: Qualifiers, title: Sequence[str], variant_words: frozenset[str] = frozenset()
+) -> float:
+    """Demotion of a title (its tokens) whose qualifiers contradict the query's.
+
+    `variant_words` holds the words of the query variant being scored (synonym expansions and
+    spelling corrections: "luts" -> lower urinary tract symptoms, "bleeding" -> hemorrhage);
+    a title that negates one of them ("without hemorrhage") answers another question.
+    """
     factor = 1.0
     words = frozenset(title)
     for group, said in zip(OPPOSITES, q.said, strict=True):
@@ -138,8 +214,15 @@ def qualifier_factor(q: Qualifiers, title: Sequence[str]) -> float:
         in_title = group & words
         if in_title and not in_title & said:
             factor *= CONFLICT_FACTOR
-    negated = {title[i + 1] for i in range(len(title) - 1) if title[i] in ("without", "not", "no")}
-    if negated and negated & (q.tokens - q.without - {"without", "not"}):
+    if (
+        "family" in words
+        and "history" in words
+        and q.tokens & _HISTORY_WORDS
+        and not q.tokens & _FAMILY_WORDS
+    ):
+        factor *= CONFLICT_FACTOR
+    negated = negated_words(title)
+    if negated and _mentions(negated, (q.tokens | variant_words) - q.without - {"without", "not"}):
         factor *= NEGATION_FACTOR
     if q.without and q.without & (words - negated):
         factor *= NEGATION_FACTOR

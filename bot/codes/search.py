@@ -475,7 +475,8 @@ class SearchEngine:
             return [(token, 1.0)]
         if not allow_fuzzy:
             return []
-        return [(choice, quality * FUZZY_FACTOR) for choice, quality in self._fuzzy(state, token)]
+        found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
+        return [(choice, quality * FUZZY_FACTOR) for choice, quality in found]
 
     def _term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
         """Postings and IDF of one query term given its alternative tokens."""
@@ -875,6 +876,7 @@ class SearchEngine:
             for _, doc in top
         }
         query_alts = [set(t.tokens) for t in terms]
+        said = frozenset().union(*query_alts)  # the variant's words: synonyms, corrections
         pairs = len(terms) - 1
         # token -> positions of the query terms it stands for
         slots_of: dict[str, tuple[int, ...]] = {}
@@ -903,12 +905,15 @@ class SearchEngine:
                     bonus += EXACT_TITLE_BONUS
             factor = 1.0
             if qualifiers is not None:
-                # The same for every variant of one query: computed once per title.
-                cached = qualifier_memo.get(doc)
-                if cached is None:
-                    cached = qualifier_factor(qualifiers, words)
-                    qualifier_memo[doc] = cached
-                factor = cached
+                if said <= qualifiers.tokens:
+                    # The same for every variant of one query: computed once per title.
+                    cached = qualifier_memo.get(doc)
+                    if cached is None:
+                        cached = qualifier_factor(qualifiers, words)
+                        qualifier_memo[doc] = cached
+                    factor = cached
+                else:  # synonym or spelling words: a title may negate one of them
+                    factor = qualifier_factor(qualifiers, words, said)
             out[doc] = (score + bonus) * factor
         return out
 
@@ -1120,6 +1125,20 @@ class SearchEngine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+# Words whose first letter is silent are typed without it ("neumonia", "soriasis"); the
+# spelling buckets are by first letter, so such a word is tried again with the letter put back.
+SILENT_LEADS: dict[str, tuple[str, ...]] = {"n": ("p", "k", "g", "m"), "s": ("p",), "t": ("p",)}
+
+
+def _silent_lead_fuzzy(engine: SearchEngine, state: _Loaded, token: str) -> list[tuple[str, float]]:
+    """Spelling candidates of `token` with a silent first letter restored (see SILENT_LEADS)."""
+    for lead in SILENT_LEADS.get(token[:1], ()):
+        found = engine._fuzzy(state, lead + token)
+        if found:
+            return found
+    return []
 
 
 def _system_index(system: CodeSystem | str | None) -> int | None:

@@ -48,7 +48,7 @@ from pathlib import Path
 from bot.codes.sources.icd10pcs_history import UNTITLED
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "10"
+INDEX_VERSION = "11"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -76,15 +76,68 @@ NO_HEAD = 0xFFFFFFFF  # doc_head value of a title without a head word
 # classified", "initial encounter", "unspecified site"): they do not count towards a title's
 # length, so the default child of a category is as general as its parent. ("Other" is not a
 # default: "Other hypertension" is a residual category, not the answer to "hypertension".)
+_UNSPECIFIED_AXIS = (
+    r"(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
+    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified"
+    r"|(?:site|sites|part|parts|organism|type|side|region|level) unspecified"
+)
+# The same words leave the title's word sequence that the engine checks for the query's words
+# in order ("Burn of unspecified degree of right hand, unspecified site, initial encounter"
+# reads "burn right hand initial encounter" for "burn of right hand initial").
+_UNSPECIFIED_AXIS_WORDS = re.compile(r"\b(?:" + _UNSPECIFIED_AXIS + r")\b")
 _DEFAULT_WORDS = re.compile(
     r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
     r"|nec|initial encounter(?: for closed fracture)?"
+    # a later visit for a fracture heals routinely unless a note says otherwise (the "D"
+    # 7th character), and a fracture not called open is closed
+    r"|(?<=subsequent encounter )for (?:closed )?fracture with routine healing"
+    # diabetes of no documented type is type 2 (ICD-10-CM guideline I.C.4.a.2)
+    r"|^type 2(?= diabetes mellitus)"
     # Z codes frame a visit as "Encounter for ...": the framing asks nothing of the query
     r"|^encounter for"
     # open wounds: ICD-10-CM's index defaults a laceration or puncture to these
     r"|without foreign body|without damage to nail"
-    r"|(?<=unspecified )(?:site|sites|organism|type|part|laterality|side|trimester|region"
-    r"|cause|episode|severity|degree|stage|level|kind|location)|site not specified)\b"
+    r"|" + _UNSPECIFIED_AXIS +
+    # the index's defaults when a note says nothing more: "Migraine ... not intractable",
+    # "Peptic ulcer ... unspecified as acute or chronic", "leukemia ... not having achieved
+    # remission", "Unilateral inguinal hernia ... not specified as recurrent", "Influenza due
+    # to unidentified influenza virus"
+    r"|not intractable|not having achieved remission|due to unidentified \w+ virus"
+    r"|(?:not specified|unspecified) as [^,;:()\[\]]*)\b"
+)
+
+# ICD-10-CM names the default of a category by what it lacks: "Calculus of gallbladder with
+# acute cholecystitis without obstruction", "Benign prostatic hyperplasia without lower urinary
+# tract symptoms", "Diverticulitis ... without perforation or abscess without bleeding". The
+# "without" clause (up to the next phrase or preposition) asks nothing of a query that does not
+# mention it; a query that does ("... with obstruction") still finds the "with" code, which
+# holds the word, and `query_rules.qualifier_factor` demotes the title that negates it.
+# HCPCS "without" clauses are not defaults ("Walker, heavy duty, without wheels").
+# An ICD-10-PCS approach is one value of one axis, however many words name it: "Via Natural or
+# Artificial Opening Endoscopic" must not make a title five words longer than "Percutaneous
+# Approach" (or "intubation" finds the percutaneous code first).
+_PCS_APPROACH = re.compile(
+    r"\b(?:(?:open|percutaneous(?: endoscopic)?|external) approach"
+    r"|via natural or artificial opening(?: with percutaneous endoscopic assistance"
+    r"| endoscopic)?(?: approach)?)\b"
+)
+# A drug descriptor: it names a dose ("Insulin (fiasp), per 5 units"; "..., 1 mg").
+_DRUG_DOSE = re.compile(r"\b(?:mg|mcg|units?|ml|grams?|gm)\b|^injection", re.IGNORECASE)
+
+
+def _product_name_only(match: re.Match[str]) -> str:
+    """A parenthesised group of a HCPCS drug descriptor, kept when it is one plain word."""
+    inner = match.group(0)[1:-1].strip()
+    return f" {inner} " if inner.isalpha() else " "
+
+
+_EXCLUDES_BIOSIMILAR = re.compile(r"\bexcludes? biosimilars?\b")
+_NOS = re.compile(r"\bnot otherwise specified\b")
+# The clause ends at a preposition or at a laterality ("Trichiasis without entropion right
+# upper eyelid": the eyelid is the code's site, not part of what is absent).
+_WITHOUT_CLAUSE = re.compile(
+    r"\bwithout(?: (?!(?:with|of|in|due|for|at|on|to|and|as|right|left|bilateral"
+    r"|unspecified)\b)[a-z0-9-]+)+"
 )
 
 # doc_ctx bits: a *qualifying context* the title adds ("in pregnancy", "due to underlying
@@ -220,6 +273,10 @@ def stem(word: str) -> str:
     """
     if len(word) <= 3 or not word.isalpha():
         return word
+    if word.endswith("ally") and len(word) > 6:
+        # adverbs of adjectives: the PCS index's "Delivery, Manually assisted" is what a coder
+        # types as "manual assisted delivery" ("surgically", "medically" alike)
+        return word[:-2]
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("sses", "xes", "ches", "shes", "zes")):
@@ -255,9 +312,41 @@ def title_length(title: str, short_title: str, kind: str, system: str = "") -> i
     better. (Other short titles are abbreviations: not comparable.)
     """
     title = title_words(title)
-    words = set(tokenize(default_free(_PARENS.sub(" ", title) if "(" in title else title)))
     if system == "hcpcs":
-        words = {w for w in words if w not in DOSE_WORDS and not w[:1].isdigit()}
+        # HCPCS parentheses name one product ("Injection, triamcinolone acetonide (xipere),
+        # 1 mg"; "Insulin (fiasp), per 5 units"): words the generic code does not have. The
+        # "(for esrd on dialysis)" note says who may bill, not what the item is.
+        if "(" in title:
+            if _DRUG_DOSE.search(title):
+                # a product is one plain word; "(g-csf)", "(for depot suspension)" explain
+                title = _PARENS.sub(_product_name_only, title)
+            else:
+                # elsewhere parentheses explain ("fitting (including follow-up)", "insert(s)")
+                title = _PARENS.sub(" ", title)
+        free = default_free(_FOR_NOTE.sub(" ", title) if "(for " in title else title)
+        if free.startswith("injection"):
+            # a drug's "not otherwise specified" code is the drug itself, in any form not
+            # listed; elsewhere (DME, supplies) it is a catch-all, not the default. And the
+            # code that "excludes biosimilar" is the reference product itself, the one its
+            # brand name ("Neupogen", "Remicade") names.
+            free = _NOS.sub(" ", _EXCLUDES_BIOSIMILAR.sub(" ", free))
+    elif system == "icd10pcs":
+        free = _PCS_APPROACH.sub(
+            " approach ", default_free(_PARENS.sub(" ", title) if "(" in title else title)
+        )
+    else:
+        free = default_free(_PARENS.sub(" ", title) if "(" in title else title)
+        free = _NOS.sub(" ", free)
+        if "without" in free:
+            free = _WITHOUT_CLAUSE.sub(" ", free)
+    words = set(tokenize(free))
+    if system == "hcpcs":
+        # "Injection, ..." opens most drug descriptors: the form it is billed in, like the
+        # dose ("insulin 5 units" is "Injection, insulin, per 5 units" before the branded
+        # "Insulin (fiasp), per 5 units")
+        words = {
+            w for w in words if w not in DOSE_WORDS and w != "injection" and not w[:1].isdigit()
+        }
     n = len(words)
     if short_title and kind == "modifier":
         n = min(n, len(set(tokenize(short_title))))
@@ -365,9 +454,33 @@ def depth_of(system: str, kind: str, key: str) -> int:
     return 0
 
 
+# A title that says it is the unspecified member of its category ("Migraine, unspecified, not
+# intractable ..." beside "Migraine without aura, not intractable ..."; "Acute pharyngitis,
+# unspecified" beside "Streptococcal pharyngitis") is the answer to a query that names no
+# subtype: among otherwise equal documents it sorts first.
+_SAYS_UNSPECIFIED = re.compile(r"\b(?:unspecified|not otherwise specified|nos)\b")
+
+
+def says_unspecified(title: str) -> bool:
+    """Does `title` call itself the unspecified (default) member of its category?"""
+    return _SAYS_UNSPECIFIED.search(fold(title)) is not None
+
+
+def _unspecified_default(system: str, title: str) -> bool:
+    # HCPCS "not otherwise specified" items are catch-alls billed when no code fits, never
+    # the default answer ("Power wheelchair accessory, not otherwise specified").
+    return system == "icd10cm" and says_unspecified(title)
+
+
 def _prior_key(
-    kind: str, billable: bool, status: str, tlen: int, system: str, order: int
-) -> tuple[int, int, int, int, int, int]:
+    kind: str,
+    billable: bool,
+    status: str,
+    tlen: int,
+    system: str,
+    order: int,
+    unspecified: bool = False,
+) -> tuple[int, int, int, int, int, int, int]:
     """Static rank of a document: smaller sorts first when query relevance ties."""
     return (
         1 if kind in GROUP_KINDS else 0,
@@ -375,6 +488,7 @@ def _prior_key(
         min(tlen, 60),
         0 if billable else 1,
         SYSTEM_INDEX.get(system, 3),
+        0 if unspecified else 1,
         order,
     )
 
@@ -436,6 +550,8 @@ def build_search_index(
 
     # Tokenise once; remember each document's prior so internal numbers follow it.
     docs: list[tuple[tuple[int, ...], int, int, int, int, list[str], set[str], int, str]] = []
+    sequence_of: dict[int, list[str]] = {}  # title word sequences without unspecified axes
+    nos_words: dict[int, set[str]] = {}  # words of "... NOS" inclusion terms (see _nos_words)
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
         if title.endswith(UNTITLED):
             title = title[: -len(UNTITLED)]  # a stand-in, not words of the code
@@ -447,10 +563,16 @@ def build_search_index(
             title_tokens = tokenize(title_words(_FOR_NOTE.sub(" ", title)))
         else:
             title_tokens = tokenize(title_words(title))
+        if system == "icd10cm" and "unspecified" in title.lower():
+            sequence = tokenize(title_words(_UNSPECIFIED_AXIS_WORDS.sub(" ", fold(title))))
+            if sequence != title_tokens:
+                sequence_of[cid] = sequence
         tlen = title_length(title, short, kind, system)
         ctx = context_bits(system, kind, key, title)
         if terms:
             other.update(tokenize(terms))
+            if system == "icd10cm" and "NOS" in terms:
+                nos_words[cid] = _nos_words(terms)
         if kind == "modifier":
             # Users say "right side modifier"; the titles never contain the word.
             other.add("modifier")
@@ -464,7 +586,15 @@ def build_search_index(
         if kind == "modifier":
             flags |= FLAG_MODIFIER
         depth = depth_of(system, kind, key)
-        prior = _prior_key(kind, bool(billable), status, tlen + depth, system, order)
+        prior = _prior_key(
+            kind,
+            bool(billable),
+            status,
+            tlen + depth,
+            system,
+            order,
+            _unspecified_default(system, title),
+        )
         head = head_word(system, kind, title, key)
         docs.append((prior, cid, min(tlen, 255), depth, flags, title_tokens, other, ctx, head))
     docs.sort(key=lambda d: d[0])
@@ -488,7 +618,7 @@ def build_search_index(
     titles: list[list[str]] = []
     for n, (_key, cid, tlen, depth, flags, title_tokens, other, ctx, head) in enumerate(docs):
         heads.append(head if head in title_tokens else "")
-        titles.append(title_tokens)
+        titles.append(sequence_of.get(cid, title_tokens))
         doc_ids.append(cid)
         doc_ctx.append(ctx)
         block = block_of(cid)
@@ -496,7 +626,7 @@ def build_search_index(
         doc_tlen.append(tlen)
         doc_depth.append(min(depth, 255))
         doc_flags.append(flags)
-        tset = set(title_tokens)
+        tset = set(title_tokens) | nos_words.get(cid, set())
         for tok in tset:
             title_post.setdefault(tok, array("I")).append(n)
         for tok in other - tset:
@@ -528,7 +658,12 @@ def build_search_index(
     )
     conn.execute("CREATE INDEX search_vocab_target ON search_vocab(system, target)")
     code_words = frozenset(title_post) | frozenset(other_post)
-    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab), code_words)
+
+    @lru_cache(maxsize=4096)
+    def docs_of(tok: str) -> frozenset[int]:
+        return frozenset(title_post.get(tok, ())) | frozenset(other_post.get(tok, ()))
+
+    rewrites = _kept_rewrites(vocabulary.rewrites, frozenset(vocab), code_words, docs_of)
     progress(
         f"  search index: {len(rewrites):,} of {len(vocabulary.rewrites):,} source rewrites"
         " kept (their words occur in code titles)"
@@ -565,6 +700,20 @@ def _rewrite_lines(rewrites: Iterable[Rewrite]) -> Iterable[str]:
         tokens = " ".join(tokenize(r.expansion))
         if key and tokens and tokens != key:
             yield f"{key}\t{tokens}\t{r.source}\t{r.expansion}"
+
+
+_NOS_TERM = re.compile(r"\bNOS\b")
+
+
+def _nos_words(terms: str) -> set[str]:
+    """Words of the inclusion terms that end in "NOS" ("Vertigo NOS" under R42 "Dizziness and
+    giddiness", "Pyelonephritis NOS" under N12): the index's statement that this code is the
+    default for that term, so they match as title words (they do not lengthen the title)."""
+    words: set[str] = set()
+    for line in terms.splitlines():
+        if _NOS_TERM.search(line):
+            words.update(tokenize(_PARENS.sub(" ", line)))
+    return words
 
 
 def _posting_rows(
@@ -656,11 +805,18 @@ def _attach_index_terms(
 
 
 def _kept_rewrites(
-    rewrites: Sequence[Rewrite], vocab: frozenset[str], code_words: frozenset[str]
+    rewrites: Sequence[Rewrite],
+    vocab: frozenset[str],
+    code_words: frozenset[str],
+    docs_of: Callable[[str], frozenset[int]] | None = None,
 ) -> list[Rewrite]:
     """The rewrites whose expansion words all occur in the index (else they find nothing);
     a brand name whose words are all title words already is dropped (see `Rewrite.name`;
-    a brand that only an index term such as the Table of Drugs names is kept)."""
+    a brand that only an index term such as the Table of Drugs names is kept), unless a code
+    that holds the brand also holds its generic name (`docs_of`: the codes holding a token):
+    then the brand is named by its own drug's descriptor ("Injection, trastuzumab, 10 mg and
+    hyaluronidase-oysk" lists Herceptin Hylecta), not a common word, and it should also
+    reach the other codes of the generic ("Injection, trastuzumab, excludes biosimilar")."""
     out: list[Rewrite] = []
     seen: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
     for rewrite in rewrites:
@@ -671,7 +827,11 @@ def _kept_rewrites(
         if any(tok not in vocab for tok in expansion):
             continue
         if rewrite.name and all(tok in code_words for tok in phrase):
-            continue
+            if docs_of is None:
+                continue
+            holders = frozenset.intersection(*(docs_of(tok) for tok in phrase))
+            if holders.isdisjoint(docs_of(expansion[0])):
+                continue
         if "\t" in rewrite.phrase or "\n" in rewrite.phrase or (phrase, expansion) in seen:
             continue
         seen.add((phrase, expansion))
