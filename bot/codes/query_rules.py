@@ -167,6 +167,15 @@ _NEGATION_END = frozenset(
 NEGATED_SPAN = 2  # words after "without" that it negates ("without current pathological ...")
 
 
+NEGATORS = frozenset({"without", "not", "no", "than"})
+
+
+def has_negation(title: Sequence[str]) -> bool:
+    """Does a title (its tokens) negate anything? (Else the query variant's words cannot
+    change `qualifier_factor`, and the engine may reuse one factor for every variant.)"""
+    return not NEGATORS.isdisjoint(title)
+
+
 def negated_words(title: Sequence[str]) -> frozenset[str]:
     """Words a title (its tokens) says the code is *not*: up to NEGATED_SPAN words after
     "without", "not", "no" ("Age-related osteoporosis without current pathological
