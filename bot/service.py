@@ -83,10 +83,11 @@ MAX_REMEMBERED_DUPLICATES = 10_000
 ALREADY_ANSWERED = "That request was already answered."
 
 
-def observe(request: Request, reply: Reply, seconds: float) -> None:
-    """Count one answered request (bounded labels: platform, command kind, reply kind)."""
+def observe(request: Request, reply: Reply, seconds: float, kind: CommandKind | None) -> None:
+    """Count one answered request (bounded labels: platform, command kind, reply kind).
+    `kind` is the parsed command's (None when the request failed before or in parsing)."""
     platform = platform_label(request.user.platform)
-    command = parse(request.text).kind.value if reply.kind is not ReplyKind.ERROR else "any"
+    command = kind.value if kind is not None and reply.kind is not ReplyKind.ERROR else "any"
     outcome = "duplicate" if reply.replayed and not reply.items else reply.kind.value
     REQUESTS.labels(platform, command, outcome).inc()
     LATENCY.labels(platform, command).observe(seconds)
@@ -137,13 +138,15 @@ class LookupService:
     async def handle(self, request: Request) -> Reply:
         """Answer one request. Never raises: unexpected failures become an ERROR reply."""
         started = time.perf_counter()
-        reply = await self._handle(request)
-        observe(request, reply, time.perf_counter() - started)
+        parsed: list[Command] = []  # the command, once parsed: the metrics label it
+        reply = await self._handle(request, parsed)
+        observe(request, reply, time.perf_counter() - started, parsed[0].kind if parsed else None)
         return reply
 
-    async def _handle(self, request: Request) -> Reply:
+    async def _handle(self, request: Request, parsed: list[Command]) -> Reply:
         try:
             command = parse(request.text)
+            parsed.append(command)
             if not request.request_id:
                 request = replace(request, request_id=f"auto-{uuid.uuid4().hex}")
             elif command.kind not in _LEDGER_KINDS and not await self._claim(request):

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from bot.codes.sources.icd10pcs_history import UNTITLED
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
 INDEX_VERSION = "11"
@@ -552,6 +553,8 @@ def build_search_index(
     sequence_of: dict[int, list[str]] = {}  # title word sequences without unspecified axes
     nos_words: dict[int, set[str]] = {}  # words of "... NOS" inclusion terms (see _nos_words)
     for cid, system, kind, key, title, short, billable, status, order, terms, _p in rows:
+        if title.endswith(UNTITLED):
+            title = title[: -len(UNTITLED)]  # a stand-in, not words of the code
         other: set[str] = set(tokenize(short)) if short else set()
         if system == "hcpcs" and "(for " in title:
             # "Cinacalcet, oral, 1 mg, (for esrd on dialysis)": the note says who may bill

