@@ -77,8 +77,8 @@ from bot.codes.postings import (
 )
 from bot.codes.query_rules import (
     Qualifiers,
-    normalize_query,
     has_negation,
+    normalize_query,
     qualifier_factor,
     query_intent,
     soft_word,
