@@ -243,3 +243,9 @@ def test_a_without_clause_negates_its_next_words(db: sqlite3.Connection) -> None
     assert silent
     lumbar = Qualifiers.of(tokenize("disc degeneration lumbar"))
     assert qualifier_factor(lumbar, tokenize(silent[0][1])) == 1.0
+    # a word the title also says outright is not absent ("hypertensive heart ... without
+    # heart failure")
+    heart = _titles(db, "icd10cm", "Hypertensive heart and chronic kidney disease without heart%")
+    assert heart
+    asked = Qualifiers.of(tokenize("hypertensive heart and kidney disease"))
+    assert qualifier_factor(asked, tokenize(heart[0][1])) == 1.0

@@ -180,18 +180,23 @@ def negated_words(title: Sequence[str]) -> frozenset[str]:
     """Words a title (its tokens) says the code is *not*: up to NEGATED_SPAN words after
     "without", "not", "no" ("Age-related osteoporosis without current pathological
     fracture"), and the word after "other than" ("Crutch, underarm, other than wood")."""
-    out: set[str] = set()
+    negated_at: set[int] = set()
     for i, tok in enumerate(title[:-1]):
         if tok in ("without", "not", "no"):
             if title[i + 1] == "mention":
                 continue  # "without mention of back pain": not stated, not absent
-            for word in title[i + 1 : i + 1 + NEGATED_SPAN]:
-                if word in _NEGATION_END:
+            for j in range(i + 1, min(i + 1 + NEGATED_SPAN, len(title))):
+                if title[j] in _NEGATION_END:
                     break
-                out.add(word)
+                negated_at.add(j)
         elif tok == "than" and i > 0 and title[i - 1] == "other":
-            out.add(title[i + 1])
-    return frozenset(out)
+            negated_at.add(i + 1)
+    if not negated_at:
+        return frozenset()
+    # A word the title also says outright is not absent: "Hypertensive heart and chronic
+    # kidney disease without heart failure" is still about the heart.
+    said = {w for j, w in enumerate(title) if j not in negated_at}
+    return frozenset(title[j] for j in negated_at) - said
 
 
 def _mentions(negated: frozenset[str], words: frozenset[str]) -> bool:
