@@ -615,6 +615,7 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("second toe right foot", ["T6"]),
         ("s/p mastectomy left", ["Z90.12"]),
         ("s/p splenectomy", ["Z90.81"]),
+        ("presence of cardiac stent", ["Z95.5"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
