@@ -44,10 +44,24 @@ def _american_spelling(text: str) -> str:
     return lowered
 
 
+# History shorthand, written out before synonyms are matched so that phrases such as
+# "history of mi" (old myocardial infarction) also read "hx of mi".
+_HISTORY = re.compile(r"\b(?:(fhx)|hx|h/o)\b", re.IGNORECASE)
+
+
+def _history_words(match: re.Match[str]) -> str:
+    return (
+        "family history" if match.group(1) else "history of" if "/" in match.group(0) else "history"
+    )
+
+
 def normalize_query(text: str) -> str:
-    """`text` with "w/o" and "no" written as "without" (the word code titles use) and
-    British spellings in American ("oedema" -> "edema", "haemorrhage" -> "hemorrhage")."""
+    """`text` with "w/o" and "no" written as "without" (the word code titles use), British
+    spellings in American ("oedema" -> "edema", "haemorrhage" -> "hemorrhage") and history
+    shorthand in words ("hx" -> "history", "h/o" -> "history of", "fhx" -> "family history")."""
     text = _american_spelling(text)
+    if "hx" in text.lower() or "h/o" in text.lower():
+        text = _HISTORY.sub(_history_words, text)
     return _WITHOUT.sub(" without ", text) if ("/" in text or "no" in text.lower()) else text
 
 
