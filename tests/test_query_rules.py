@@ -243,3 +243,19 @@ def test_a_without_clause_negates_its_next_words(db: sqlite3.Connection) -> None
     assert silent
     lumbar = Qualifiers.of(tokenize("disc degeneration lumbar"))
     assert qualifier_factor(lumbar, tokenize(silent[0][1])) == 1.0
+    # a word the title also says outright is not absent ("hypertensive heart ... without
+    # heart failure")
+    heart = _titles(db, "icd10cm", "Hypertensive heart and chronic kidney disease without heart%")
+    assert heart
+    asked = Qualifiers.of(tokenize("hypertensive heart and kidney disease"))
+    assert qualifier_factor(asked, tokenize(heart[0][1])) == 1.0
+
+
+def test_history_shorthand_reads_as_words(engine: SearchEngine) -> None:
+    assert normalize_query("hx of mi") == "history of mi"
+    assert normalize_query("h/o stroke") == "history of stroke"
+    assert normalize_query("fhx breast cancer") == "family history breast cancer"
+    assert normalize_query("phx") == "phx"
+    # so the phrase "history of mi" (old myocardial infarction) also reads "hx of mi"
+    top = engine.search("hx of mi", limit=3)[0]
+    assert top.title.lower().startswith("old myocardial infarction"), top

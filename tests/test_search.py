@@ -615,6 +615,7 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("second toe right foot", ["T6"]),
         ("s/p mastectomy left", ["Z90.12"]),
         ("s/p splenectomy", ["Z90.81"]),
+        ("presence of cardiac stent", ["Z95.5"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
@@ -672,3 +673,18 @@ def test_an_inclusion_term_said_nos_names_the_default(
     assert query not in terms[0].lower()
     assert f"{query} nos" in terms[1].lower()
     assert codes(engine.search(query, limit=3), 1) == [code]
+
+
+def test_nonessential_words_leave_the_title_word_sequence(
+    engine: SearchEngine, db: sqlite3.Connection
+) -> None:
+    from bot.codes.query_rules import OPPOSITES
+    from bot.codes.search_index import SEQUENCE_QUALIFIERS, title_sequence
+
+    assert frozenset().union(*OPPOSITES) == SEQUENCE_QUALIFIERS
+    fatty = _title(db, "icd10cm", "K76.0")
+    assert "(" in fatty
+    assert title_sequence(fatty)[:2] == ["fatty", "liver"]
+    # a qualifier in parentheses stays: "with (acute) exacerbation"
+    assert "acute" in title_sequence(_title(db, "icd10cm", "J44.1"))
+    assert codes(engine.search("fatty liver", limit=3), 1) == ["K76.0"]

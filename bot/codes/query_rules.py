@@ -44,10 +44,24 @@ def _american_spelling(text: str) -> str:
     return lowered
 
 
+# History shorthand, written out before synonyms are matched so that phrases such as
+# "history of mi" (old myocardial infarction) also read "hx of mi".
+_HISTORY = re.compile(r"\b(?:(fhx)|hx|h/o)\b", re.IGNORECASE)
+
+
+def _history_words(match: re.Match[str]) -> str:
+    return (
+        "family history" if match.group(1) else "history of" if "/" in match.group(0) else "history"
+    )
+
+
 def normalize_query(text: str) -> str:
-    """`text` with "w/o" and "no" written as "without" (the word code titles use) and
-    British spellings in American ("oedema" -> "edema", "haemorrhage" -> "hemorrhage")."""
+    """`text` with "w/o" and "no" written as "without" (the word code titles use), British
+    spellings in American ("oedema" -> "edema", "haemorrhage" -> "hemorrhage") and history
+    shorthand in words ("hx" -> "history", "h/o" -> "history of", "fhx" -> "family history")."""
     text = _american_spelling(text)
+    if "hx" in text.lower() or "h/o" in text.lower():
+        text = _HISTORY.sub(_history_words, text)
     return _WITHOUT.sub(" without ", text) if ("/" in text or "no" in text.lower()) else text
 
 
@@ -167,22 +181,36 @@ _NEGATION_END = frozenset(
 NEGATED_SPAN = 2  # words after "without" that it negates ("without current pathological ...")
 
 
+NEGATORS = frozenset({"without", "not", "no", "than"})
+
+
+def has_negation(title: Sequence[str]) -> bool:
+    """Does a title (its tokens) negate anything? (Else the query variant's words cannot
+    change `qualifier_factor`, and the engine may reuse one factor for every variant.)"""
+    return not NEGATORS.isdisjoint(title)
+
+
 def negated_words(title: Sequence[str]) -> frozenset[str]:
     """Words a title (its tokens) says the code is *not*: up to NEGATED_SPAN words after
     "without", "not", "no" ("Age-related osteoporosis without current pathological
     fracture"), and the word after "other than" ("Crutch, underarm, other than wood")."""
-    out: set[str] = set()
+    negated_at: set[int] = set()
     for i, tok in enumerate(title[:-1]):
         if tok in ("without", "not", "no"):
             if title[i + 1] == "mention":
                 continue  # "without mention of back pain": not stated, not absent
-            for word in title[i + 1 : i + 1 + NEGATED_SPAN]:
-                if word in _NEGATION_END:
+            for j in range(i + 1, min(i + 1 + NEGATED_SPAN, len(title))):
+                if title[j] in _NEGATION_END:
                     break
-                out.add(word)
+                negated_at.add(j)
         elif tok == "than" and i > 0 and title[i - 1] == "other":
-            out.add(title[i + 1])
-    return frozenset(out)
+            negated_at.add(i + 1)
+    if not negated_at:
+        return frozenset()
+    # A word the title also says outright is not absent: "Hypertensive heart and chronic
+    # kidney disease without heart failure" is still about the heart.
+    said = {w for j, w in enumerate(title) if j not in negated_at}
+    return frozenset(title[j] for j in negated_at) - said
 
 
 def _mentions(negated: frozenset[str], words: frozenset[str]) -> bool:

@@ -77,6 +77,7 @@ from bot.codes.postings import (
 )
 from bot.codes.query_rules import (
     Qualifiers,
+    has_negation,
     normalize_query,
     qualifier_factor,
     query_intent,
@@ -905,7 +906,7 @@ class SearchEngine:
                     bonus += EXACT_TITLE_BONUS
             factor = 1.0
             if qualifiers is not None:
-                if said <= qualifiers.tokens:
+                if said <= qualifiers.tokens or not has_negation(words):
                     # The same for every variant of one query: computed once per title.
                     cached = qualifier_memo.get(doc)
                     if cached is None:

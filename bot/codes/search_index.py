@@ -85,6 +85,31 @@ _UNSPECIFIED_AXIS = (
 # in order ("Burn of unspecified degree of right hand, unspecified site, initial encounter"
 # reads "burn right hand initial encounter" for "burn of right hand initial").
 _UNSPECIFIED_AXIS_WORDS = re.compile(r"\b(?:" + _UNSPECIFIED_AXIS + r")\b")
+# Qualifier words the query rules weigh (`bot.codes.query_rules.OPPOSITES`): a
+# parenthesised group holding one stays in the word sequence ("with (acute) exacerbation").
+SEQUENCE_QUALIFIERS = frozenset(
+    {"right", "left", "bilateral", "initial", "subsequent", "sequela", "acute", "chronic",
+     "upper", "lower", "open", "closed", "displaced", "nondisplaced", "male", "female",
+     "intractable"}
+)  # fmt: skip
+
+
+def _nonessential(match: re.Match[str]) -> str:
+    """A parenthesised ICD-10-CM group, left out of the word sequence unless it qualifies."""
+    group = match.group(0)
+    return group if SEQUENCE_QUALIFIERS & set(raw_words(group)) else " "
+
+
+def title_sequence(title: str) -> list[str]:
+    """The ICD-10-CM title's words in order as the engine checks them for adjacency and
+    qualifiers: without unspecified axes ("unspecified site") and nonessential parenthesised
+    words ("Fatty (change of) liver" reads "fatty liver")."""
+    text = _UNSPECIFIED_AXIS_WORDS.sub(" ", fold(title))
+    if "(" in text:
+        text = _PARENS.sub(_nonessential, text)
+    return tokenize(title_words(text))
+
+
 _DEFAULT_WORDS = re.compile(
     r"\b(?:without (?:mention of )?complications?|uncomplicated|not elsewhere classified"
     r"|nec|initial encounter(?: for closed fracture)?"
@@ -563,8 +588,8 @@ def build_search_index(
             title_tokens = tokenize(title_words(_FOR_NOTE.sub(" ", title)))
         else:
             title_tokens = tokenize(title_words(title))
-        if system == "icd10cm" and "unspecified" in title.lower():
-            sequence = tokenize(title_words(_UNSPECIFIED_AXIS_WORDS.sub(" ", fold(title))))
+        if system == "icd10cm" and ("unspecified" in title.lower() or "(" in title):
+            sequence = title_sequence(title)
             if sequence != title_tokens:
                 sequence_of[cid] = sequence
         tlen = title_length(title, short, kind, system)
