@@ -825,8 +825,8 @@ class SearchEngine:
                 # "left lower lobe pneumonia"): the code has no such axis, so the word
                 # costs little; a title stating another one is a contradiction (hard).
                 states = np.zeros(n, dtype=np.bool_)
-                for word in axis:
-                    post = self._postings(word)
+                for side in axis:
+                    post = self._postings(side)
                     if post is not None:
                         states |= member(post.title, cands)
                 soft_missing += missing & ~states
@@ -847,13 +847,13 @@ class SearchEngine:
         # (A handful of words: one comparison each beats numpy.isin's set-up.)
         if operations:
             named = np.zeros(n, dtype=np.bool_)
-            for word in operations:
-                named |= head == word
+            for position in operations:
+                named |= head == position
             is_head |= named & (system == PCS_INDEX)
         if heads:
             named = np.zeros(n, dtype=np.bool_)
-            for word in heads:
-                named |= head == word
+            for position in heads:
+                named |= head == position
             is_head |= named & (system == SYSTEM_INDEX["hcpcs"])
         extra = state.doc_tlen[cands] - title_hits
         per_word = np.where(is_head, EXTRA_WORD_PENALTY * HEAD_EXTRA_RELIEF, EXTRA_WORD_PENALTY)
