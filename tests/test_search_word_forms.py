@@ -54,3 +54,12 @@ def test_a_side_the_code_does_not_have_costs_little(
     # A title that states the other side is a contradiction, not a missing axis.
     assert engine.search("pain in right knee")[0].code == "M25.561"
     assert "left" not in _title(codes_db_path, engine.search("pain in right knee")[0].code)
+
+
+def test_two_words_run_together_are_read_apart(engine: SearchEngine) -> None:
+    apart = engine.search("pink eye", limit=3)
+    joined = engine.search("pinkeye", limit=3, explain=True)
+    assert apart and [h.code for h in joined] == [h.code for h in apart]
+    assert any('"pinkeye" read as "pink eye"' in line for line in joined[0].why)
+    # A misspelling is corrected, not split ("diabetis" is not "dia" + "betis").
+    assert engine.search("diabetis type 2")[0].code == engine.search("diabetes type 2")[0].code

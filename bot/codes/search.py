@@ -655,6 +655,14 @@ class SearchEngine:
         """
         syn = state.synonyms
         syn_words = state.synonym_words
+        split = self._split_at(state, tokens) if join else None
+        if split is not None:
+            # "pinkeye" -> "pink eye": a word no code uses, typed without its space.
+            at, first, second = split
+            apart = [*tokens[:at], first, second, *tokens[at + 1 :]]
+            parts, named = self._variants(state, apart, head if head < at else head + 1)
+            note = f'"{tokens[at]}" read as "{first} {second}"'
+            return [(v[0], v[1], v[2], (note, *v[3])) for v in parts], named
         joined = _compound_at(state, tokens) if join else -1
         if joined >= 0:
             # "chicken pox" -> chickenpox: the words typed apart form one vocabulary word (or
@@ -736,6 +744,28 @@ class SearchEngine:
                     notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
             variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
         return variants[:MAX_VARIANTS], codes
+
+    def _split_at(self, state: _Loaded, tokens: Sequence[str]) -> tuple[int, str, str] | None:
+        """The first word no code uses that is two words run together: a synonym phrase
+        ("pinkeye"), or two vocabulary words when no spelling correction is near."""
+        for at, token in enumerate(tokens):
+            if (
+                len(token) < 6
+                or not token.isalpha()
+                or token in state.vocab_set
+                or token in state.synonym_words
+            ):
+                continue
+            known: tuple[int, str, str] | None = None
+            for cut in range(3, len(token) - 2):
+                first, second = token[:cut], stem(token[cut:])
+                if (first, second) in state.synonyms:
+                    return at, first, second
+                if known is None and first in state.vocab_set and second in state.vocab_set:
+                    known = (at, first, second)
+            if known is not None and not self._fuzzy(state, token):
+                return known
+        return None
 
     def _docs_for_key(self, state: _Loaded, key: str) -> list[int]:
         ids = [r[0] for r in self._conn.execute("SELECT id FROM codes WHERE key = ?", (key,))]
