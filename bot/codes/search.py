@@ -113,6 +113,7 @@ from bot.codes.search_index import (
     stem,
     tokenize,
 )
+from bot.codes.word_forms import other_forms
 from bot.model import CodeRef, CodeSystem, SearchHit
 
 MAX_QUERY_CHARS = 256  # longer input is cut: nobody types a paragraph into a code search
@@ -145,6 +146,7 @@ INTENT_FACTOR = 0.85  # a code outside the code set the query's words ask for (q
 TERMINATED_RANK_SHARE = 0.5  # see _hygiene
 HYGIENE_POOL = 30  # best documents reordered by _hygiene
 CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word matches
+WORD_FORM_QUALITY = 0.95  # "renal" for "kidney" (bot.codes.word_forms): nearly the word itself
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 FUZZY_DF_WEIGHT = 3.0  # ratio points a spelling candidate loses per 10x rarer (see _fuzzy)
 FUZZY_DF_SPAN = 2.0  # at most this many factors of ten count
@@ -182,6 +184,11 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_METASTATIC: 0.9,
 }
 
+
+# Qualifier axes a code may not have at all: laterality and level. A query word of one
+# (its token) maps to every word of its axis.
+_AXES = (frozenset({"right", "left", "bilateral"}), frozenset({"upper", "lower"}))
+_AXIS_OF = {word: axis for axis in _AXES for word in axis}
 
 # A query variant: term slots (alternative tokens with match quality), weight, slot of the
 # query's head noun, and notes for --explain (synonyms applied, spelling corrections).
@@ -473,7 +480,14 @@ class SearchEngine:
     ) -> list[tuple[str, float]]:
         """Vocabulary tokens standing for one query token: itself, else fuzzy matches."""
         if token in state.vocab_set:
-            return [(token, 1.0)]
+            return [
+                (token, 1.0),
+                *(
+                    (form, WORD_FORM_QUALITY)
+                    for form in other_forms(token)
+                    if form in state.vocab_set
+                ),
+            ]
         if not allow_fuzzy:
             return []
         found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
@@ -752,6 +766,15 @@ class SearchEngine:
         # Candidates are the best documents by the prior holding the terms (see
         # postings.first_common); with few, those missing one term, then any term.
         found = [first_common(picking, allowed, CANDIDATE_CAP)]
+        content = [
+            _every(term)
+            for term, soft in zip(terms, numeric, strict=True)
+            if not soft and not (len(term.tokens) == 1 and term.tokens[0] in _AXIS_OF)
+        ]
+        if 0 < len(content) < len(picking):
+            # Codes without the side or level asked for ("Lobar pneumonia" for "left lower
+            # lobe pneumonia"): they have no such axis, and compete on the other words.
+            found.append(_candidates(content, allowed, SKIP_ONE_CAP))
         if len(found[0]) < 40 and len(picking) > 1:
             for skip in range(len(picking)):
                 rest = [p for j, p in enumerate(picking) if j != skip]
@@ -796,7 +819,19 @@ class SearchEngine:
             title_hits += in_title
             title_hits += VOCAB_COVER * (in_vocab & ~in_title & present)
             missing = ~present
-            if numeric[k]:
+            axis = _AXIS_OF.get(term.tokens[0]) if len(term.tokens) == 1 else None
+            if axis is not None and missing.any():
+                # A side or level the title does not state at all ("Lobar pneumonia" for
+                # "left lower lobe pneumonia"): the code has no such axis, so the word
+                # costs little; a title stating another one is a contradiction (hard).
+                states = np.zeros(n, dtype=np.bool_)
+                for side in axis:
+                    post = self._postings(side)
+                    if post is not None:
+                        states |= member(post.title, cands)
+                soft_missing += missing & ~states
+                hard_missing += missing & states
+            elif numeric[k]:
                 soft_missing += missing
             elif pcs_soft[k]:
                 is_pcs = system == PCS_INDEX
@@ -812,13 +847,13 @@ class SearchEngine:
         # (A handful of words: one comparison each beats numpy.isin's set-up.)
         if operations:
             named = np.zeros(n, dtype=np.bool_)
-            for word in operations:
-                named |= head == word
+            for position in operations:
+                named |= head == position
             is_head |= named & (system == PCS_INDEX)
         if heads:
             named = np.zeros(n, dtype=np.bool_)
-            for word in heads:
-                named |= head == word
+            for position in heads:
+                named |= head == position
             is_head |= named & (system == SYSTEM_INDEX["hcpcs"])
         extra = state.doc_tlen[cands] - title_hits
         per_word = np.where(is_head, EXTRA_WORD_PENALTY * HEAD_EXTRA_RELIEF, EXTRA_WORD_PENALTY)
@@ -1186,6 +1221,18 @@ def _best_alternatives(
         o = ~v & member(post.other, docs) & (quality * OTHER_FIELD_WEIGHT > other_best)
         other_best = np.where(o, quality * OTHER_FIELD_WEIGHT, other_best)
     return np.where(in_title, title_best, other_best), in_title, in_vocab & ~in_title
+
+
+def _candidates(lists: Sequence[DocArray], allowed: Mask | None, cap: int) -> DocArray:
+    """The best documents holding all of `lists`; when few do, those missing one of them,
+    then those holding any one."""
+    found = [first_common(lists, allowed, cap)]
+    if len(found[0]) < 40 and len(lists) > 1:
+        for skip in range(len(lists)):
+            found.append(first_common([p for j, p in enumerate(lists) if j != skip], allowed, cap))
+        if len(union(found)) < 40:
+            found.extend(first_common([p], allowed, ANY_TERM_CAP) for p in lists)
+    return union(found)
 
 
 def _every(term: _Term) -> DocArray:

@@ -132,11 +132,12 @@ class StateAccounts:
     async def record_lookups(self, request: Request, records: Sequence[LookupRecord]) -> None:
         """Remember answered lookups for `/code recent` and `/code stats`.
 
-        Rows are buffered and written in one multi-row insert per batch (at most
-        FLUSH_SECONDS later, at FLUSH_ROWS rows, before any history read, and on close):
-        history is informational, and saving a commit per request is what keeps charged
-        lookups above 2,000/s. A crash may lose the last fraction of a second of history,
-        never a charge (charges are written before the answer, in their own statement).
+        Rows are buffered and written in one multi-row insert per batch, in the background
+        (at most FLUSH_SECONDS later, at FLUSH_ROWS rows, before any history read, and on
+        close), so no request waits for history: it is informational, and saving a commit
+        per request is what keeps charged lookups above 2,000/s. A crash may lose the last
+        fraction of a second of history, never a charge (charges are written before the
+        answer, in their own statement).
         """
         if not records:
             return
@@ -159,9 +160,18 @@ class StateAccounts:
                 )
             )
         if len(self._pending) >= FLUSH_ROWS:
-            await self.flush()
+            self._flush_in_background()  # a full batch: write it now, but never wait for it
         else:
             self._schedule_flush()
+
+    def _flush_in_background(self) -> None:
+        # One background flush at a time: a running one leaves later rows to the timer it
+        # sets, so requests never queue behind each other's history writes.
+        if any(not task.done() for task in self._flush_tasks):
+            return
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush_soon()
 
     def _schedule_flush(self) -> None:
         if self._flush_timer is None:
@@ -196,13 +206,18 @@ class StateAccounts:
             await self._flush_pending()
 
     async def _flush_pending(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:FLUSH_ROWS], self._pending[FLUSH_ROWS:]
-            await self.store.insert_lookups(batch)
-        while self._deliveries:
-            done = self._deliveries[:FLUSH_ROWS]
-            self._deliveries = self._deliveries[FLUSH_ROWS:]
+        # Only what is pending now: rows that arrive while these are written belong to the
+        # next flush. (Draining until empty kept the request that started a flush waiting
+        # for as long as traffic lasted, seconds under load, past Slack's ack deadline.)
+        rows, self._pending = self._pending, []
+        deliveries, self._deliveries = self._deliveries, []
+        for start in range(0, len(rows), FLUSH_ROWS):
+            await self.store.insert_lookups(rows[start : start + FLUSH_ROWS])
+        for start in range(0, len(deliveries), FLUSH_ROWS):
+            done = deliveries[start : start + FLUSH_ROWS]
             await self.store.record_deliveries(done, timestamp(self.ledger.now()))
+        if self._pending or self._deliveries:
+            self._schedule_flush()  # arrivals meanwhile: the timer writes them soon
 
     def storage_problem(self, error: BaseException) -> str | None:
         """The state database's own failure in words (naming it), or None."""

@@ -1,0 +1,78 @@
+"""Noun and adjective forms of the same body part ("kidney" and "renal"), for search.
+
+Code titles use one form and coders type the other: "acute renal failure" for N17.9 "Acute
+kidney failure, unspecified", "cyst of ovary" for "Unspecified ovarian cysts", "left lower
+lobe pneumonia" for "Lobar pneumonia". The search engine offers each form as an
+alternative of the other (a little below the word typed, see `WORD_FORM_QUALITY` in
+`bot.codes.search`). Only pairs that name one part and nothing else are listed: "cervical"
+(neck or cervix), "oral" (a route of administration), "radial" and "ulnar" (also nerves and
+arteries) are left out. General anatomical vocabulary written by the codebot team.
+"""
+
+from __future__ import annotations
+
+from bot.codes.search_index import tokenize
+
+_PAIRS = (
+    ("kidney", "renal"),
+    ("liver", "hepatic"),
+    ("stomach", "gastric"),
+    ("heart", "cardiac"),
+    ("lung", "pulmonary"),
+    ("brain", "cerebral"),
+    ("ovary", "ovarian"),
+    ("lobe", "lobar"),
+    ("femur", "femoral"),
+    ("uterus", "uterine"),
+    ("testis", "testicular"),
+    ("intestine", "intestinal"),
+    ("colon", "colonic"),
+    ("spleen", "splenic"),
+    ("pancreas", "pancreatic"),
+    ("prostate", "prostatic"),
+    ("urethra", "urethral"),
+    ("ureter", "ureteral"),
+    ("esophagus", "esophageal"),
+    ("tibia", "tibial"),
+    ("fibula", "fibular"),
+    ("humerus", "humeral"),
+    ("pelvis", "pelvic"),
+    ("vertebra", "vertebral"),
+    ("duodenum", "duodenal"),
+    ("rectum", "rectal"),
+    ("vagina", "vaginal"),
+    ("larynx", "laryngeal"),
+    ("pharynx", "pharyngeal"),
+    ("trachea", "tracheal"),
+    ("bronchus", "bronchial"),
+    ("abdomen", "abdominal"),
+    ("thorax", "thoracic"),
+    ("skin", "cutaneous"),
+    ("nose", "nasal"),
+    ("eye", "ocular"),
+    ("face", "facial"),
+    ("skull", "cranial"),
+    ("gum", "gingival"),
+    ("spine", "spinal"),
+    ("muscle", "muscular"),
+    ("vein", "venous"),
+    ("artery", "arterial"),
+    ("breast", "mammary"),
+)
+
+
+def _forms() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for noun, adjective in _PAIRS:
+        (n,), (a,) = tokenize(noun), tokenize(adjective)
+        out.setdefault(n, []).append(a)
+        out.setdefault(a, []).append(n)
+    return {word: tuple(forms) for word, forms in out.items()}
+
+
+WORD_FORMS: dict[str, tuple[str, ...]] = _forms()
+
+
+def other_forms(token: str) -> tuple[str, ...]:
+    """The other forms of a (tokenised) body-part word, or ()."""
+    return WORD_FORMS.get(token, ())

@@ -1,0 +1,56 @@
+"""Body-part word forms ("renal" for "kidney") and the side/level a code does not have:
+checked on the real code database, the titles read from it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.codes.search import SearchEngine
+from bot.codes.word_forms import WORD_FORMS, other_forms
+
+
+@pytest.fixture(scope="module")
+def engine(codes_db_path: Path) -> SearchEngine:
+    return SearchEngine.open(codes_db_path)
+
+
+def _title(codes_db_path: Path, code: str) -> str:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT title FROM codes WHERE code = ?", (code,)).fetchone()
+    finally:
+        conn.close()
+    assert row is not None, code
+    return str(row[0]).lower()
+
+
+def test_forms_go_both_ways() -> None:
+    assert "renal" in other_forms("kidney") and "kidney" in other_forms("renal")
+    assert all(word in other_forms(form) for word, forms in WORD_FORMS.items() for form in forms)
+    assert other_forms("cervical") == ()  # neck or cervix: ambiguous, left out
+
+
+def test_the_adjective_finds_the_title_that_uses_the_noun(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    title = _title(codes_db_path, "N17.9")
+    assert "kidney" in title and "renal" not in title and "unspecified" in title
+    assert engine.search("acute renal failure")[0].code == "N17.9"
+    ovarian = _title(codes_db_path, "N83.209")
+    assert "ovarian" in ovarian and "ovary" not in ovarian
+    assert "N83.209" in [h.code for h in engine.search("cyst of ovary", limit=10)]
+
+
+def test_a_side_the_code_does_not_have_costs_little(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    title = _title(codes_db_path, "J18.1")
+    assert "lobar" in title and not {"left", "right", "lower", "upper"} & set(title.split())
+    hits = [h.code for h in engine.search("left lower lobe pneumonia", limit=5)]
+    assert "J18.1" in hits[:3]
+    # A title that states the other side is a contradiction, not a missing axis.
+    assert engine.search("pain in right knee")[0].code == "M25.561"
+    assert "left" not in _title(codes_db_path, engine.search("pain in right knee")[0].code)
