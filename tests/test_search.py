@@ -616,6 +616,8 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("s/p mastectomy left", ["Z90.12"]),
         ("s/p splenectomy", ["Z90.81"]),
         ("presence of cardiac stent", ["Z95.5"]),
+        ("coughing up blood", ["R04.2"]),
+        ("protein in urine", ["R80.9"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
