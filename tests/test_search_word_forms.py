@@ -63,3 +63,17 @@ def test_two_words_run_together_are_read_apart(engine: SearchEngine) -> None:
     assert any('"pinkeye" read as "pink eye"' in line for line in joined[0].why)
     # A misspelling is corrected, not split ("diabetis" is not "dia" + "betis").
     assert engine.search("diabetis type 2")[0].code == engine.search("diabetes type 2")[0].code
+
+
+def test_the_category_title_names_its_codes(engine: SearchEngine, codes_db_path: Path) -> None:
+    """Index-style queries use the category's words: they count for its codes too."""
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        (category,) = conn.execute("SELECT title FROM codes WHERE code = 'T84'").fetchone()
+    finally:
+        conn.close()
+    assert "complication" in category.lower()
+    code_title = _title(codes_db_path, "T84.53XA")
+    assert "complication" not in code_title
+    hits = [h.code for h in engine.search("complication, joint prosthesis, knee, infection")]
+    assert any(code.startswith(("T84.53", "T84.54")) for code in hits[:5])
