@@ -77,3 +77,22 @@ def test_the_category_title_names_its_codes(engine: SearchEngine, codes_db_path:
     assert "complication" not in code_title
     hits = [h.code for h in engine.search("complication, joint prosthesis, knee, infection")]
     assert any(code.startswith(("T84.53", "T84.54")) for code in hits[:5])
+
+
+def test_a_rare_word_one_edit_from_a_common_one_reads_as_both(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        df = {
+            token: count
+            for token, count in conn.execute(
+                "SELECT token, df FROM search_postings WHERE token IN ('acut', 'acute')"
+            )
+        }
+    finally:
+        conn.close()
+    assert df["acut"] <= 3 < 300 * df["acut"] <= df["acute"]  # a short-title abbreviation
+    typed = engine.search("bronchitis acut", limit=3)
+    meant = engine.search("bronchitis acute", limit=3)
+    assert typed[0].code == meant[0].code

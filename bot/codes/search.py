@@ -146,6 +146,7 @@ INTENT_FACTOR = 0.85  # a code outside the code set the query's words ask for (q
 TERMINATED_RANK_SHARE = 0.5  # see _hygiene
 HYGIENE_POOL = 30  # best documents reordered by _hygiene
 CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word matches
+RARE_WORD_DF = 3  # a vocabulary word this rare may be a typo of a common one (see _alternatives)
 WORD_FORM_QUALITY = 0.95  # "renal" for "kidney" (bot.codes.word_forms): nearly the word itself
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 FUZZY_DF_WEIGHT = 3.0  # ratio points a spelling candidate loses per 10x rarer (see _fuzzy)
@@ -433,8 +434,11 @@ class SearchEngine:
         cache[token] = found
         return found
 
-    def _fuzzy(self, state: _Loaded, token: str) -> list[tuple[str, float]]:
-        """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1."""
+    def _fuzzy(
+        self, state: _Loaded, token: str, *, other_words: bool = False
+    ) -> list[tuple[str, float]]:
+        """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1
+        (with `other_words`, to a known one: the closest other tokens)."""
         if len(token) < 4 or not token.isalpha():
             return []
         spread = 1 if len(token) <= 5 else 2
@@ -443,6 +447,7 @@ class SearchEngine:
             tok
             for n in range(len(token) - spread, len(token) + spread + 1)
             for tok in buckets.get((token[0], n), ())
+            if not other_words or tok != token
         )
         cutoff = 80.0 if len(token) <= 6 else 78.0
         found = process.extract(token, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=6)
@@ -480,7 +485,7 @@ class SearchEngine:
     ) -> list[tuple[str, float]]:
         """Vocabulary tokens standing for one query token: itself, else fuzzy matches."""
         if token in state.vocab_set:
-            return [
+            found = [
                 (token, 1.0),
                 *(
                     (form, WORD_FORM_QUALITY)
@@ -488,6 +493,15 @@ class SearchEngine:
                     if form in state.vocab_set
                 ),
             ]
+            post = self._postings(token)
+            if allow_fuzzy and post is not None and post.df <= RARE_WORD_DF:
+                # A word only an abbreviation or two use ("acut" in a short title) is more
+                # likely a typo of a common word: offer that too ("acute").
+                for choice, quality in self._fuzzy(state, token, other_words=True):
+                    common = self._postings(choice)
+                    if choice != token and common is not None and common.df >= 100 * post.df:
+                        found.append((choice, quality * FUZZY_FACTOR))
+            return found
         if not allow_fuzzy:
             return []
         found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
