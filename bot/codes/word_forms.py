@@ -60,6 +60,7 @@ _PAIRS = (
     ("breast", "mammary"),
     ("heel", "calcaneal"),
     ("calcaneus", "calcaneal"),
+    ("disc", "disk"),  # two spellings of one word
 )
 
 
