@@ -54,3 +54,45 @@ def test_a_side_the_code_does_not_have_costs_little(
     # A title that states the other side is a contradiction, not a missing axis.
     assert engine.search("pain in right knee")[0].code == "M25.561"
     assert "left" not in _title(codes_db_path, engine.search("pain in right knee")[0].code)
+
+
+def test_two_words_run_together_are_read_apart(engine: SearchEngine) -> None:
+    apart = engine.search("pink eye", limit=3)
+    joined = engine.search("pinkeye", limit=3, explain=True)
+    assert apart and [h.code for h in joined] == [h.code for h in apart]
+    assert any('"pinkeye" read as "pink eye"' in line for line in joined[0].why)
+    # A misspelling is corrected, not split ("diabetis" is not "dia" + "betis").
+    assert engine.search("diabetis type 2")[0].code == engine.search("diabetes type 2")[0].code
+
+
+def test_the_category_title_names_its_codes(engine: SearchEngine, codes_db_path: Path) -> None:
+    """Index-style queries use the category's words: they count for its codes too."""
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        (category,) = conn.execute("SELECT title FROM codes WHERE code = 'T84'").fetchone()
+    finally:
+        conn.close()
+    assert "complication" in category.lower()
+    code_title = _title(codes_db_path, "T84.53XA")
+    assert "complication" not in code_title
+    hits = [h.code for h in engine.search("complication, joint prosthesis, knee, infection")]
+    assert any(code.startswith(("T84.53", "T84.54")) for code in hits[:5])
+
+
+def test_a_rare_word_one_edit_from_a_common_one_reads_as_both(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        df = {
+            token: count
+            for token, count in conn.execute(
+                "SELECT token, df FROM search_postings WHERE token IN ('acut', 'acute')"
+            )
+        }
+    finally:
+        conn.close()
+    assert df["acut"] <= 3 < 300 * df["acut"] <= df["acute"]  # a short-title abbreviation
+    typed = engine.search("bronchitis acut", limit=3)
+    meant = engine.search("bronchitis acute", limit=3)
+    assert typed[0].code == meant[0].code

@@ -146,6 +146,7 @@ INTENT_FACTOR = 0.85  # a code outside the code set the query's words ask for (q
 TERMINATED_RANK_SHARE = 0.5  # see _hygiene
 HYGIENE_POOL = 30  # best documents reordered by _hygiene
 CODE_TARGET_SCORE = 1.05  # a synonym that names a code directly outranks word matches
+RARE_WORD_DF = 3  # a vocabulary word this rare may be a typo of a common one (see _alternatives)
 WORD_FORM_QUALITY = 0.95  # "renal" for "kidney" (bot.codes.word_forms): nearly the word itself
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 FUZZY_DF_WEIGHT = 3.0  # ratio points a spelling candidate loses per 10x rarer (see _fuzzy)
@@ -433,8 +434,11 @@ class SearchEngine:
         cache[token] = found
         return found
 
-    def _fuzzy(self, state: _Loaded, token: str) -> list[tuple[str, float]]:
-        """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1."""
+    def _fuzzy(
+        self, state: _Loaded, token: str, *, other_words: bool = False
+    ) -> list[tuple[str, float]]:
+        """Closest vocabulary tokens to an unknown `token`, with a match quality 0..1
+        (with `other_words`, to a known one: the closest other tokens)."""
         if len(token) < 4 or not token.isalpha():
             return []
         spread = 1 if len(token) <= 5 else 2
@@ -443,6 +447,7 @@ class SearchEngine:
             tok
             for n in range(len(token) - spread, len(token) + spread + 1)
             for tok in buckets.get((token[0], n), ())
+            if not other_words or tok != token
         )
         cutoff = 80.0 if len(token) <= 6 else 78.0
         found = process.extract(token, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=6)
@@ -480,7 +485,7 @@ class SearchEngine:
     ) -> list[tuple[str, float]]:
         """Vocabulary tokens standing for one query token: itself, else fuzzy matches."""
         if token in state.vocab_set:
-            return [
+            found = [
                 (token, 1.0),
                 *(
                     (form, WORD_FORM_QUALITY)
@@ -488,6 +493,15 @@ class SearchEngine:
                     if form in state.vocab_set
                 ),
             ]
+            post = self._postings(token)
+            if allow_fuzzy and post is not None and post.df <= RARE_WORD_DF:
+                # A word only an abbreviation or two use ("acut" in a short title) is more
+                # likely a typo of a common word: offer that too ("acute").
+                for choice, quality in self._fuzzy(state, token, other_words=True):
+                    common = self._postings(choice)
+                    if choice != token and common is not None and common.df >= 100 * post.df:
+                        found.append((choice, quality * FUZZY_FACTOR))
+            return found
         if not allow_fuzzy:
             return []
         found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
@@ -655,6 +669,14 @@ class SearchEngine:
         """
         syn = state.synonyms
         syn_words = state.synonym_words
+        split = self._split_at(state, tokens) if join else None
+        if split is not None:
+            # "pinkeye" -> "pink eye": a word no code uses, typed without its space.
+            at, first, second = split
+            apart = [*tokens[:at], first, second, *tokens[at + 1 :]]
+            parts, named = self._variants(state, apart, head if head < at else head + 1)
+            note = f'"{tokens[at]}" read as "{first} {second}"'
+            return [(v[0], v[1], v[2], (note, *v[3])) for v in parts], named
         joined = _compound_at(state, tokens) if join else -1
         if joined >= 0:
             # "chicken pox" -> chickenpox: the words typed apart form one vocabulary word (or
@@ -736,6 +758,28 @@ class SearchEngine:
                     notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
             variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
         return variants[:MAX_VARIANTS], codes
+
+    def _split_at(self, state: _Loaded, tokens: Sequence[str]) -> tuple[int, str, str] | None:
+        """The first word no code uses that is two words run together: a synonym phrase
+        ("pinkeye"), or two vocabulary words when no spelling correction is near."""
+        for at, token in enumerate(tokens):
+            if (
+                len(token) < 6
+                or not token.isalpha()
+                or token in state.vocab_set
+                or token in state.synonym_words
+            ):
+                continue
+            known: tuple[int, str, str] | None = None
+            for cut in range(3, len(token) - 2):
+                first, second = token[:cut], stem(token[cut:])
+                if (first, second) in state.synonyms:
+                    return at, first, second
+                if known is None and first in state.vocab_set and second in state.vocab_set:
+                    known = (at, first, second)
+            if known is not None and not self._fuzzy(state, token):
+                return known
+        return None
 
     def _docs_for_key(self, state: _Loaded, key: str) -> list[int]:
         ids = [r[0] for r in self._conn.execute("SELECT id FROM codes WHERE key = ?", (key,))]

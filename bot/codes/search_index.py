@@ -563,6 +563,21 @@ def build_search_index(
     parent_of = {r[0]: r[10] for r in rows}
     block_rows = {r[0] for r in rows if r[1] == "icd10cm" and r[2] == "block"}
 
+    title_of = {r[0]: r[4] for r in rows}
+    kind_of = {r[0]: r[2] for r in rows}
+    ancestor_cache: dict[int, frozenset[str]] = {}
+
+    def ancestor_words(cid: int) -> frozenset[str]:
+        """Title words of a code's ICD-10-CM parents up to its category (not blocks)."""
+        parent = parent_of.get(cid)
+        if parent is None or kind_of.get(parent) in GROUP_KINDS:
+            return frozenset()
+        found = ancestor_cache.get(parent)
+        if found is None:
+            found = frozenset(tokenize(title_words(title_of[parent]))) | ancestor_words(parent)
+            ancestor_cache[parent] = found
+        return found
+
     def block_of(cid: int) -> int | None:
         seen = 0
         node = parent_of.get(cid)
@@ -594,6 +609,12 @@ def build_search_index(
                 sequence_of[cid] = sequence
         tlen = title_length(title, short, kind, system)
         ctx = context_bits(system, kind, key, title)
+        if system == "icd10cm" and kind not in GROUP_KINDS:
+            # The category's words name the concept its codes refine ("Cholelithiasis" over
+            # "Calculus of gallbladder without cholecystitis"; "Complications of internal
+            # orthopedic prosthetic devices" over "Infection ... due to internal right knee
+            # prosthesis"): index-style queries use them, so they count as other words.
+            other.update(ancestor_words(cid))
         if terms:
             other.update(tokenize(terms))
             if system == "icd10cm" and "NOS" in terms:

@@ -58,6 +58,8 @@ _PAIRS = (
     ("vein", "venous"),
     ("artery", "arterial"),
     ("breast", "mammary"),
+    ("heel", "calcaneal"),
+    ("calcaneus", "calcaneal"),
 )
 
 
