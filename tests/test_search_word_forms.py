@@ -96,3 +96,19 @@ def test_a_rare_word_one_edit_from_a_common_one_reads_as_both(
     typed = engine.search("bronchitis acut", limit=3)
     meant = engine.search("bronchitis acute", limit=3)
     assert typed[0].code == meant[0].code
+
+
+def test_a_modifier_named_with_the_word_modifier_comes_first(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    conn = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        modifiers = [
+            key for (key,) in conn.execute("SELECT key FROM codes WHERE kind = 'modifier'")
+        ]
+    finally:
+        conn.close()
+    assert "GP" in modifiers
+    for key in ("GP", "XS", modifiers[len(modifiers) // 2]):
+        assert engine.search(f"{key.lower()} modifier")[0].code == key
+        assert engine.search(f"modifier {key}")[0].code == key

@@ -595,6 +595,7 @@ class SearchEngine:
         """Scores of every candidate document, and the variants scored. With `origin`, also
         records for each document the variant that gave its score (-1 - i: code target i)."""
         variants, code_keys = self._variants(state, tokens, head)
+        code_keys = [*code_keys, *self._named_modifiers(tokens)]
         scores: dict[int, float] = {}
         allowed = state.system_mask(sys_index) if sys_index is not None else None
         said: set[str] = set(tokens)
@@ -758,6 +759,23 @@ class SearchEngine:
                     notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
             variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
         return variants[:MAX_VARIANTS], codes
+
+    def _named_modifiers(self, tokens: Sequence[str]) -> list[tuple[str, float, str]]:
+        """HCPCS modifiers the query names with the word "modifier" ("gp modifier",
+        "modifier 59 xs"), as code targets: the modifier itself answers."""
+        if "modifier" not in tokens and "mod" not in tokens:
+            return []
+        found: list[tuple[str, float, str]] = []
+        for token in tokens:
+            key = normalize_code(token)
+            if len(key) != 2 or not key.isalnum():
+                continue
+            row = self._conn.execute(
+                "SELECT 1 FROM codes WHERE key = ? AND kind = 'modifier' LIMIT 1", (key,)
+            ).fetchone()
+            if row is not None:
+                found.append((key, 1.0, f'modifier named: "{token}" -> {key}'))
+        return found
 
     def _split_at(self, state: _Loaded, tokens: Sequence[str]) -> tuple[int, str, str] | None:
         """The first word no code uses that is two words run together: a synonym phrase

@@ -1,4 +1,5 @@
-"""Noun and adjective forms of the same body part ("kidney" and "renal"), for search.
+"""Noun and adjective forms of the same body part ("kidney" and "renal"), and a few plain
+words for the clinical ones titles use ("bowel", "bleeding"), for search.
 
 Code titles use one form and coders type the other: "acute renal failure" for N17.9 "Acute
 kidney failure, unspecified", "cyst of ovary" for "Unspecified ovarian cysts", "left lower
@@ -60,6 +61,14 @@ _PAIRS = (
     ("breast", "mammary"),
     ("heel", "calcaneal"),
     ("calcaneus", "calcaneal"),
+    ("disc", "disk"),  # two spellings of one word
+    ("intestine", "bowel"),
+    ("intestinal", "bowel"),
+    ("virus", "viral"),
+    ("bacteria", "bacterial"),
+    ("fungus", "fungal"),
+    ("hemorrhage", "bleeding"),
+    ("hemorrhage", "bleed"),
 )
 
 
