@@ -618,6 +618,9 @@ def test_a_brand_named_by_its_own_drug_code_still_reaches_the_generic(
         ("presence of cardiac stent", ["Z95.5"]),
         ("coughing up blood", ["R04.2"]),
         ("protein in urine", ["R80.9"]),
+        ("enlarged heart", ["I51.7"]),
+        ("yellow skin", ["R17"]),
+        ("tooth decay", ["K02.9"]),
     ],
 )
 def test_general_vocabulary_finds_the_code(
