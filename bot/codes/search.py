@@ -694,9 +694,11 @@ class SearchEngine:
         surface: list[str] = []
         slot_notes: list[str] = []
         for tok in tokens:
-            alts = self._alternatives(state, tok, allow_fuzzy=tok not in syn_words)
+            # A one-word synonym key is never respelled ("htn"); a word of a longer phrase
+            # is, but the phrase is still matched on the word as typed ("ingrown nail").
+            alts = self._alternatives(state, tok, allow_fuzzy=(tok,) not in syn)
             slots.append(alts)
-            surface.append(alts[0][0] if alts else tok)
+            surface.append(tok if tok in syn_words or not alts else alts[0][0])
             if alts and alts[0][0] != tok:
                 slot_notes.append(f'spelling: "{tok}" read as "{alts[0][0]}"')
             else:
