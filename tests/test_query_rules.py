@@ -259,3 +259,24 @@ def test_history_shorthand_reads_as_words(engine: SearchEngine) -> None:
     # so the phrase "history of mi" (old myocardial infarction) also reads "hx of mi"
     top = engine.search("hx of mi", limit=3)[0]
     assert top.title.lower().startswith("old myocardial infarction"), top
+
+
+def test_non_negates_the_next_word(db: sqlite3.Connection, engine: SearchEngine) -> None:
+    rows = _titles(db, "hcpcs", "%gauze%non-sterile%")
+    assert rows
+    sterile = Qualifiers.of(tokenize("gauze pad sterile"))
+    for _code, title in rows:
+        assert qualifier_factor(sterile, tokenize(title)) < 1.0, title
+    assert "non-sterile" not in engine.search("gauze pad sterile")[0].title.lower()
+    # A query that says "non-..." itself agrees with a "non-..." title.
+    (nstemi,) = _titles(db, "icd10cm", "non-st elevation (nstemi) myocardial infarction")
+    assert engine.search("nstemi")[0].code == nstemi[0]
+    assert engine.search("non st elevation mi")[0].code == nstemi[0]
+
+
+def test_status_words_and_fracture_reduction_set_the_code_set() -> None:
+    assert query_intent("left knee replacement status") == CM_BIT
+    assert query_intent("pacemaker status") == CM_BIT
+    assert query_intent("open reduction distal radius fracture left") == PCS_BIT
+    assert query_intent("closed reduction nasal fracture") == PCS_BIT
+    assert query_intent("reduction deformity of upper limb") == 0

@@ -96,10 +96,12 @@ _HCPCS_WORDS = frozenset(
 # "Cesarean section" names the operation; "cesarean delivery" alone also appears in the
 # pregnancy diagnoses ("Maternal care for scar from previous cesarean delivery").
 _PROCEDURE_PHRASES = re.compile(
-    r"\b(?:i d|i and d|incision and drainage|t a|c ?section|ca?esarean section)\b"
+    r"\b(?:i d|i and d|incision and drainage|t a|c ?section|ca?esarean section"
+    r"|open reduction|closed reduction)\b"
 )
-# "status post", "s/p", "history of": the patient's status, an ICD-10-CM Z code.
-_STATUS = re.compile(r"\b(?:status post|s/p|s p|history of|hx of|personal history)\b")
+# "status post", "s/p", "history of", "... status": the patient's status, an ICD-10-CM Z
+# code ("left knee replacement status" is Z96.652, not the replacement itself).
+_STATUS = re.compile(r"\b(?:status|s/p|s p|history of|hx of|personal history)\b")
 
 
 def query_intent(text: str) -> int:
@@ -167,7 +169,7 @@ class Qualifiers:
         """Qualifiers of a tokenised query."""
         said = tuple(group & frozenset(tokens) for group in OPPOSITES)
         without = frozenset(
-            tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok in ("without", "not")
+            tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok in ("without", "not", "non")
         )
         return cls(said, frozenset(tokens), without)
 
@@ -181,7 +183,7 @@ _NEGATION_END = frozenset(
 NEGATED_SPAN = 2  # words after "without" that it negates ("without current pathological ...")
 
 
-NEGATORS = frozenset({"without", "not", "no", "than"})
+NEGATORS = frozenset({"without", "not", "no", "than", "non"})
 
 
 def has_negation(title: Sequence[str]) -> bool:
@@ -203,7 +205,8 @@ def negated_words(title: Sequence[str]) -> frozenset[str]:
                 if title[j] in _NEGATION_END:
                     break
                 negated_at.add(j)
-        elif tok == "than" and i > 0 and title[i - 1] == "other":
+        elif (tok == "than" and i > 0 and title[i - 1] == "other") or tok == "non":
+            # "other than wood"; "non-sterile", "non-pressure ulcer", "non-Hodgkin"
             negated_at.add(i + 1)
     if not negated_at:
         return frozenset()
@@ -250,7 +253,13 @@ def qualifier_factor(
     ):
         factor *= CONFLICT_FACTOR
     negated = negated_words(title)
-    if negated and _mentions(negated, (q.tokens | variant_words) - q.without - {"without", "not"}):
+    if negated and "non" in q.tokens | variant_words:
+        # The query says "non-..." itself ("nstemi" -> non st elevation): a "non-ST" title
+        # agrees with it.
+        negated -= {title[i + 1] for i, tok in enumerate(title[:-1]) if tok == "non"}
+    if negated and _mentions(
+        negated, (q.tokens | variant_words) - q.without - {"without", "not", "non"}
+    ):
         factor *= NEGATION_FACTOR
     if q.without and q.without & (words - negated):
         factor *= NEGATION_FACTOR
