@@ -112,3 +112,16 @@ def test_a_modifier_named_with_the_word_modifier_comes_first(
     for key in ("GP", "XS", modifiers[len(modifiers) // 2]):
         assert engine.search(f"{key.lower()} modifier")[0].code == key
         assert engine.search(f"modifier {key}")[0].code == key
+
+
+def test_a_phrase_in_another_word_order_is_the_same_phrase(engine: SearchEngine) -> None:
+    """Coders type index order ("blood pressure high"); synonym phrases of 2-3 words match
+    whatever the order, as long as only one phrase has those words."""
+    for typed, usual in (
+        ("blood pressure high", "high blood pressure"),
+        ("pressure blood high", "high blood pressure"),
+    ):
+        assert engine.search(typed)[0].code == engine.search(usual)[0].code
+    # "both eyes" is bilateral
+    hits = engine.search("pink eye both eyes", limit=5)
+    assert any("bilateral" in h.title.lower() for h in hits)

@@ -265,6 +265,14 @@ class _Loaded:
         self.synonyms = merge_synonyms(parse_synonyms(text), parse_rewrites(rewrites))
         self.max_phrase = max((len(k) for k in self.synonyms), default=1)
         self.synonym_words = frozenset(w for key in self.synonyms for w in key)
+        # 2-3 word phrases by their sorted words, where only one phrase has those words.
+        unordered: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for key in self.synonyms:
+            if 2 <= len(key) <= 3 and len(set(key)) == len(key):
+                unordered.setdefault(tuple(sorted(key)), []).append(key)
+        self.unordered = {
+            words: self.synonyms[keys[0]] for words, keys in unordered.items() if len(keys) == 1
+        }
         self.system_masks: dict[int, Mask] = {}
 
     def system_mask(self, index: int) -> Mask:
@@ -708,7 +716,12 @@ class SearchEngine:
         i = 0
         while i < len(surface):
             for n in range(min(state.max_phrase, len(surface) - i), 0, -1):
-                found = syn.get(tuple(surface[i : i + n]))
+                span = tuple(surface[i : i + n])
+                # The same words in another order name the same thing ("blood pressure
+                # high", "rotator cuff tear traumatic"): phrases of 2-3 words match unordered.
+                found = syn.get(span) or (
+                    state.unordered.get(tuple(sorted(span))) if 2 <= n <= 3 else None
+                )
                 if found:
                     matches.append((i, i + n, found))
                     i += n

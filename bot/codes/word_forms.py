@@ -69,6 +69,7 @@ _PAIRS = (
     ("fungus", "fungal"),
     ("hemorrhage", "bleeding"),
     ("hemorrhage", "bleed"),
+    ("bilateral", "both"),
 )
 
 
