@@ -53,9 +53,8 @@ def member(postings: DocArray, docs: DocArray) -> Mask:
     """For each of `docs`, is it in the ascending array `postings`?"""
     if not len(postings) or not len(docs):
         return np.zeros(len(docs), dtype=np.bool_)
-    at = np.searchsorted(postings, docs)
-    at[at == len(postings)] = 0
-    found: Mask = postings[at] == docs
+    # An index past the end is clipped to the last entry, which is then simply unequal.
+    found: Mask = postings.take(np.searchsorted(postings, docs), mode="clip") == docs
     return found
 
 

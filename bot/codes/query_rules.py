@@ -252,7 +252,7 @@ def qualifier_factor(
         and not q.tokens & _FAMILY_WORDS
     ):
         factor *= CONFLICT_FACTOR
-    negated = negated_words(title)
+    negated = negated_words(title) if not NEGATORS.isdisjoint(title) else frozenset()
     if negated and "non" in q.tokens | variant_words:
         # The query says "non-..." itself ("nstemi" -> non st elevation): a "non-ST" title
         # agrees with it.

@@ -122,7 +122,7 @@ MAX_LIMIT = 100
 CANDIDATE_CAP = 400  # documents scored per variant at most (the best by prior)
 SKIP_ONE_CAP = 150  # few full matches: the best documents missing one term, per term
 ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per term
-RERANK_DEPTH = 40  # documents per variant that get the title adjacency check
+RERANK_DEPTH = 30  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
 
@@ -365,6 +365,9 @@ class SearchEngine:
         self._loaded: _Loaded | None = None
         self._cache: dict[str, Postings | None] = {}
         self._pcs_words: dict[tuple[str, ...], bool] = {}
+        # qualifier factors of (title, variant words) within one search (reset per query)
+        self._variant_memo: dict[tuple[int, frozenset[str]], float] = {}
+        self._words_memo: dict[int, tuple[str, ...]] = {}  # title tokens, per query
         try:
             row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
         except sqlite3.Error as exc:
@@ -613,6 +616,8 @@ class SearchEngine:
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
         qualifier_memo: dict[int, float] = {}  # the query's qualifiers against each title
+        self._variant_memo = {}
+        self._words_memo = {}
         done: set[frozenset[tuple[str, ...]]] = set()
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
@@ -984,12 +989,17 @@ class SearchEngine:
         vocab = state.vocab
         positions, start = state.doc_words, state.doc_word_start
         # Title tokens in order, stored by the index as vocabulary positions.
-        words_of = {
-            doc: tuple([vocab[i] for i in positions[start[doc] : start[doc + 1]].tolist()])
-            for _, doc in top
-        }
+        memo = self._words_memo  # the variants of one query share most titles
+        words_of: dict[int, tuple[str, ...]] = {}
+        for _, doc in top:
+            title = memo.get(doc)
+            if title is None:
+                title = tuple([vocab[i] for i in positions[start[doc] : start[doc + 1]].tolist()])
+                memo[doc] = title
+            words_of[doc] = title
         query_alts = [set(t.tokens) for t in terms]
         said = frozenset().union(*query_alts)  # the variant's words: synonyms, corrections
+        variant_memo = self._variant_memo
         pairs = len(terms) - 1
         # token -> positions of the query terms it stands for
         slots_of: dict[str, tuple[int, ...]] = {}
@@ -1026,7 +1036,12 @@ class SearchEngine:
                         qualifier_memo[doc] = cached
                     factor = cached
                 else:  # synonym or spelling words: a title may negate one of them
-                    factor = qualifier_factor(qualifiers, words, said)
+                    key = (doc, said)
+                    cached = variant_memo.get(key)
+                    if cached is None:
+                        cached = qualifier_factor(qualifiers, words, said)
+                        variant_memo[key] = cached
+                    factor = cached
             out[doc] = (score + bonus) * factor
         return out
 
@@ -1270,6 +1285,8 @@ def _best_alternatives(
     if len(alts) == 1:
         post, quality = alts[0]
         in_title = member(post.title, docs)
+        if not len(post.vocab) and not len(post.other):  # most words: titles only
+            return np.where(in_title, quality, 0.0), in_title, np.zeros(len(docs), np.bool_)
         in_vocab = member(post.vocab, docs)
         in_other = member(post.other, docs)
         best = np.where(
