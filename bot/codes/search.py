@@ -208,6 +208,7 @@ class _Term:
     alts: tuple[tuple[Postings, float], ...]
     idf: float
     tokens: tuple[str, ...]
+    every: DocArray  # documents holding any alternative (ascending)
 
 
 @dataclass(frozen=True)
@@ -531,7 +532,8 @@ class SearchEngine:
             return None
         df = max(p.df for p, _ in alts)
         idf = math.log(1.0 + state.n_docs / max(df, 1))
-        return _Term(tuple(alts), idf, tuple(names))
+        every = union([p.every for p, _ in alts])
+        return _Term(tuple(alts), idf, tuple(names), every)
 
     # ------------------------------------------------------------------ search
 
@@ -616,6 +618,7 @@ class SearchEngine:
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
         qualifier_memo: dict[int, float] = {}  # the query's qualifiers against each title
+        term_memo: dict[tuple[tuple[str, float], ...], _Term | None] = {}
         self._variant_memo = {}
         self._words_memo = {}
         done: set[frozenset[tuple[str, ...]]] = set()
@@ -624,7 +627,10 @@ class SearchEngine:
             head_term: _Term | None = None
             dropped = 0
             for k, alts in enumerate(slots):
-                term = self._term(state, alts) if alts else None
+                slot_key = tuple(alts)
+                if slot_key not in term_memo:  # variants share most of their terms
+                    term_memo[slot_key] = self._term(state, alts) if alts else None
+                term = term_memo[slot_key]
                 if term is None:
                     dropped += 1
                 elif all(t.tokens != term.tokens for t in terms):  # a repeat adds nothing
@@ -1331,7 +1337,7 @@ def _candidates(lists: Sequence[DocArray], allowed: Mask | None, cap: int) -> Do
 
 def _every(term: _Term) -> DocArray:
     """Documents holding any of a term's alternatives (ascending)."""
-    return union([p.every for p, _ in term.alts])
+    return term.every
 
 
 def _hygiene(state: _Loaded, pool: list[tuple[int, float]]) -> list[tuple[int, float]]:
