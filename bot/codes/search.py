@@ -2,8 +2,11 @@
 
 Reads the tables written by `bot.codes.search_index` from the code database. Nothing is
 loaded when the engine is opened except a version check; the document arrays, the vocabulary
-and the synonyms are read on the first query (a few blobs, tens of milliseconds), and posting
-lists are decoded per token on demand and kept in a small LRU cache.
+and the synonyms are read on the first query (a few blobs, tens of milliseconds). Posting
+lists are numpy views of the index's blobs (`bot.codes.postings`), decoded per token on first
+use and then kept (all of them together are about the index's size; `warm_up` decodes all).
+A query's variants are scored term by term over numpy candidate arrays; only the best 30
+per variant go through the Python adjacency and qualifier checks.
 
 How a query is answered:
 
