@@ -70,6 +70,8 @@ _PAIRS = (
     ("hemorrhage", "bleeding"),
     ("hemorrhage", "bleed"),
     ("bilateral", "both"),
+    ("hypertension", "hypertensive"),
+    ("diabetes", "diabetic"),
 )
 
 
