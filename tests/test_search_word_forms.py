@@ -125,3 +125,15 @@ def test_a_phrase_in_another_word_order_is_the_same_phrase(engine: SearchEngine)
     # "both eyes" is bilateral
     hits = engine.search("pink eye both eyes", limit=5)
     assert any("bilateral" in h.title.lower() for h in hits)
+
+
+def test_an_official_rewrite_that_says_less_than_ours_is_dropped(engine: SearchEngine) -> None:
+    from bot.codes.search import merge_synonyms, parse_rewrites, parse_synonyms
+
+    ours = parse_synonyms("lumpectomy\texcision breast\n")
+    official = parse_rewrites(
+        "lumpectomy\texcision\tPCS index\texcision\nlumpectomy\tresection\tPCS index\tresection"
+    )
+    merged = merge_synonyms(ours, official)[("lumpectomy",)]
+    assert [syn.tokens for syn in merged] == [("excision", "breast"), ("resection",)]
+    assert "breast" in engine.search("lumpectomy")[0].title.lower()

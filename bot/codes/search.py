@@ -342,7 +342,14 @@ def merge_synonyms(
     for key, more in then.items():
         have = out.get(key, ())
         known = {syn.tokens for syn in have}
-        added = [syn for syn in more if syn.tokens not in known]
+        # An official rewrite that says less than one of ours ("lumpectomy" -> Excision,
+        # beside our "excision breast") would only find the same operation on any body part.
+        added = [
+            syn
+            for syn in more
+            if syn.tokens not in known
+            and not any(set(syn.tokens) < set(mine.tokens) for mine in have if not mine.code)
+        ]
         if added:
             out[key] = (*have, *added)[: max(len(have), MAX_EXPANSIONS)]
     return out
