@@ -72,6 +72,7 @@ _PAIRS = (
     ("bilateral", "both"),
     ("hypertension", "hypertensive"),
     ("diabetes", "diabetic"),
+    ("presence", "present"),
 )
 
 
