@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import codes_database, percentile
-from bot.app import SERVER_GC_THRESHOLDS
+from bot.app import tune_gc_for_serving
 from bot.codes.search import SearchEngine
 from bot.codes.search_index import build_search_index
 from bot.codes.vocabulary import load_vocabulary
@@ -304,12 +304,7 @@ def run() -> dict[str, Any]:
         engine = SearchEngine.open(db)
         started = time.perf_counter()
         engine.warm_up()
-        # As `open_service(warm=True)` does after warming up (bot/app.py): start-up objects
-        # out of the collector's view, fewer young-generation collections.
-        gc.collect()
-        gc.freeze()
-        thresholds = gc.get_threshold()
-        gc.set_threshold(*SERVER_GC_THRESHOLDS)
+        thresholds = tune_gc_for_serving()  # as `open_service(warm=True)` does
         results["engine_warm_up_ms"] = round((time.perf_counter() - started) * 1000, 1)
         for name, dev, categories in sets:
             results[f"engine/{name}"] = evaluate(

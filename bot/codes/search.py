@@ -58,7 +58,7 @@ import sqlite3
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +187,15 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_NONCOVERED: 0.8,
     CTX_METASTATIC: 0.9,
 }
+
+
+@dataclass
+class _QueryMemo:
+    """What the variants of one query share: title tokens, and qualifier factors per title
+    (keyed with the variant's words when a title's negations make them matter)."""
+
+    titles: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    qualifiers: dict[tuple[int, frozenset[str] | None], float] = field(default_factory=dict)
 
 
 # Qualifier axes a code may not have at all: laterality and level. A query word of one
@@ -376,9 +385,6 @@ class SearchEngine:
         self._loaded: _Loaded | None = None
         self._cache: dict[str, Postings | None] = {}
         self._pcs_words: dict[tuple[str, ...], bool] = {}
-        # qualifier factors of (title, variant words) within one search (reset per query)
-        self._variant_memo: dict[tuple[int, frozenset[str]], float] = {}
-        self._words_memo: dict[int, tuple[str, ...]] = {}  # title tokens, per query
         try:
             row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
         except sqlite3.Error as exc:
@@ -627,10 +633,8 @@ class SearchEngine:
                 said.update(tok for tok, _ in alts)
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
-        qualifier_memo: dict[int, float] = {}  # the query's qualifiers against each title
+        memo = _QueryMemo()
         term_memo: dict[tuple[tuple[str, float], ...], _Term | None] = {}
-        self._variant_memo = {}
-        self._words_memo = {}
         done: set[frozenset[tuple[str, ...]]] = set()
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
@@ -656,7 +660,7 @@ class SearchEngine:
             factor = weight * DROPPED_TERM_FACTOR**dropped
             heads = _vocab_positions(state.vocab, head_term.tokens if head_term else ())
             scored = self._score_variant(
-                state, terms, allowed, mentioned, heads, intent, qualifiers, qualifier_memo
+                state, terms, allowed, mentioned, heads, intent, qualifiers, memo
             )
             for doc, score in scored.items():
                 s = score * factor
@@ -852,34 +856,28 @@ class SearchEngine:
         heads: frozenset[int] = frozenset(),
         intent: int = 0,
         qualifiers: Qualifiers | None = None,
-        qualifier_memo: dict[int, float] | None = None,
+        memo: _QueryMemo | None = None,
     ) -> dict[int, float]:
         numeric = [soft_word(t.tokens[0]) for t in terms]
         picking = [
-            _every(term)
+            term.every
             # Soft words (numbers, units, single letters) score but do not pick candidates.
             for term, soft in zip(terms, numeric, strict=True)
             if not soft or all(numeric)
         ]
-        # Candidates are the best documents by the prior holding the terms (see
-        # postings.first_common); with few, those missing one term, then any term.
-        found = [first_common(picking, allowed, CANDIDATE_CAP)]
         content = [
-            _every(term)
+            term.every
             for term, soft in zip(terms, numeric, strict=True)
             if not soft and not (len(term.tokens) == 1 and term.tokens[0] in _AXIS_OF)
         ]
-        if 0 < len(content) < len(picking):
-            # Codes without the side or level asked for ("Lobar pneumonia" for "left lower
-            # lobe pneumonia"): they have no such axis, and compete on the other words.
-            found.append(_candidates(content, allowed, SKIP_ONE_CAP))
-        if len(found[0]) < 40 and len(picking) > 1:
-            for skip in range(len(picking)):
-                rest = [p for j, p in enumerate(picking) if j != skip]
-                found.append(first_common(rest, allowed, SKIP_ONE_CAP))
-            if len(union(found)) < 40:
-                found.extend(first_common([p], allowed, ANY_TERM_CAP) for p in picking)
-        cands = union(found)
+        # Codes without the side or level asked for ("Lobar pneumonia" for "left lower lobe
+        # pneumonia"): they have no such axis, and compete on the other words.
+        without_axis = (
+            [_candidates(content, allowed, SKIP_ONE_CAP, SKIP_ONE_CAP)]
+            if 0 < len(content) < len(picking)
+            else []
+        )
+        cands = _candidates(picking, allowed, CANDIDATE_CAP, SKIP_ONE_CAP, without_axis)
         if not len(cands):
             return {}
 
@@ -976,7 +974,7 @@ class SearchEngine:
         # Best first; ties go to the better prior (the smaller internal number).
         order = np.lexsort((cands, -score))[:RERANK_DEPTH]
         top = list(zip(score[order].tolist(), cands[order].tolist(), strict=True))
-        return self._rerank(state, terms, top, qualifiers, qualifier_memo)
+        return self._rerank(state, terms, top, qualifiers, memo)
 
     def _has_pcs(self, state: _Loaded, term: _Term) -> bool:
         """Does any ICD-10-PCS code hold one of the term's tokens (cached per token set)?"""
@@ -993,29 +991,27 @@ class SearchEngine:
         terms: Sequence[_Term],
         top: list[tuple[float, int]],
         qualifiers: Qualifiers | None = None,
-        qualifier_memo: dict[int, float] | None = None,
+        memo: _QueryMemo | None = None,
     ) -> dict[int, float]:
         """Bonus for the query's words adjacent and in order in the title; demotion for a
         title whose qualifiers contradict the query's (see `qualifier_factor`)."""
         out = {doc: score for score, doc in top}
         if not top:
             return out
-        if qualifier_memo is None:
-            qualifier_memo = {}
+        if memo is None:
+            memo = _QueryMemo()
         vocab = state.vocab
         positions, start = state.doc_words, state.doc_word_start
         # Title tokens in order, stored by the index as vocabulary positions.
-        memo = self._words_memo  # the variants of one query share most titles
         words_of: dict[int, tuple[str, ...]] = {}
         for _, doc in top:
-            title = memo.get(doc)
+            title = memo.titles.get(doc)
             if title is None:
                 title = tuple([vocab[i] for i in positions[start[doc] : start[doc + 1]].tolist()])
-                memo[doc] = title
+                memo.titles[doc] = title
             words_of[doc] = title
         query_alts = [set(t.tokens) for t in terms]
         said = frozenset().union(*query_alts)  # the variant's words: synonyms, corrections
-        variant_memo = self._variant_memo
         pairs = len(terms) - 1
         # token -> positions of the query terms it stands for
         slots_of: dict[str, tuple[int, ...]] = {}
@@ -1044,20 +1040,15 @@ class SearchEngine:
                     bonus += EXACT_TITLE_BONUS
             factor = 1.0
             if qualifiers is not None:
-                if said <= qualifiers.tokens or not has_negation(words):
-                    # The same for every variant of one query: computed once per title.
-                    cached = qualifier_memo.get(doc)
-                    if cached is None:
-                        cached = qualifier_factor(qualifiers, words)
-                        qualifier_memo[doc] = cached
-                    factor = cached
-                else:  # synonym or spelling words: a title may negate one of them
-                    key = (doc, said)
-                    cached = variant_memo.get(key)
-                    if cached is None:
-                        cached = qualifier_factor(qualifiers, words, said)
-                        variant_memo[key] = cached
-                    factor = cached
+                # As typed, or a title that negates nothing: the same for every variant.
+                # Otherwise a title may negate one of the variant's synonym or spelling words.
+                as_typed = said <= qualifiers.tokens or not has_negation(words)
+                key = (doc, None if as_typed else said)
+                cached = memo.qualifiers.get(key)
+                if cached is None:
+                    cached = qualifier_factor(qualifiers, words, frozenset() if as_typed else said)
+                    memo.qualifiers[key] = cached
+                factor = cached
             out[doc] = (score + bonus) * factor
         return out
 
@@ -1239,7 +1230,7 @@ class SearchEngine:
             term = self._term(state, alts) if alts else None
             if term is None:
                 continue  # an unknown whole word should not empty the list
-            sets.append(_every(term))
+            sets.append(term.every)
         prefixes = self._prefix_tokens(last)
         fixed: DocArray | None = None
         if sets:
@@ -1333,21 +1324,24 @@ def _best_alternatives(
     return np.where(in_title, title_best, other_best), in_title, in_vocab & ~in_title
 
 
-def _candidates(lists: Sequence[DocArray], allowed: Mask | None, cap: int) -> DocArray:
-    """The best documents holding all of `lists`; when few do, those missing one of them,
-    then those holding any one."""
-    found = [first_common(lists, allowed, cap)]
+def _candidates(
+    lists: Sequence[DocArray],
+    allowed: Mask | None,
+    cap: int,
+    skip_cap: int,
+    also: Sequence[DocArray] = (),
+) -> DocArray:
+    """The best documents by the prior holding all of `lists` (at most `cap`, see
+    postings.first_common); when few do, those missing one of them (`skip_cap` each), then
+    those holding any one. `also`: documents found otherwise, which count towards "few"."""
+    found = [first_common(lists, allowed, cap), *also]
     if len(found[0]) < 40 and len(lists) > 1:
         for skip in range(len(lists)):
-            found.append(first_common([p for j, p in enumerate(lists) if j != skip], allowed, cap))
+            rest = [p for j, p in enumerate(lists) if j != skip]
+            found.append(first_common(rest, allowed, skip_cap))
         if len(union(found)) < 40:
             found.extend(first_common([p], allowed, ANY_TERM_CAP) for p in lists)
     return union(found)
-
-
-def _every(term: _Term) -> DocArray:
-    """Documents holding any of a term's alternatives (ascending)."""
-    return term.every
 
 
 def _hygiene(state: _Loaded, pool: list[tuple[int, float]]) -> list[tuple[int, float]]:
