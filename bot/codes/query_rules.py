@@ -100,8 +100,10 @@ _PROCEDURE_PHRASES = re.compile(
     r"|open reduction|closed reduction)\b"
 )
 # "status post", "s/p", "history of", "... status": the patient's status, an ICD-10-CM Z
-# code ("left knee replacement status" is Z96.652, not the replacement itself).
-_STATUS = re.compile(r"\b(?:status|s/p|s p|history of|hx of|personal history)\b")
+# code ("left knee replacement status" is Z96.652, not the replacement itself). "Encounter
+# for ..." is the reason for a visit, a Z code too ("encounter for iud insertion" is Z30.430,
+# not the insertion).
+_STATUS = re.compile(r"\b(?:status|s/p|s p|history of|hx of|personal history|encounter for)\b")
 
 
 def query_intent(text: str) -> int:

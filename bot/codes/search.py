@@ -92,6 +92,7 @@ from bot.codes.search_index import (
     CTX_CONGENITAL,
     CTX_EXTERNAL,
     CTX_HISTORY,
+    CTX_IN_SITU,
     CTX_INDUCED,
     CTX_METASTATIC,
     CTX_NONCOVERED,
@@ -116,6 +117,7 @@ from bot.codes.search_index import (
     stem,
     tokenize,
 )
+from bot.codes.sound_alike import sound_alike_spellings
 from bot.codes.word_forms import other_forms
 from bot.model import CodeRef, CodeSystem, SearchHit
 
@@ -154,6 +156,8 @@ WORD_FORM_QUALITY = 0.95  # "renal" for "kidney" (bot.codes.word_forms): nearly 
 FUZZY_FACTOR = 0.9  # a corrected word is never quite as good as the word itself
 FUZZY_DF_WEIGHT = 3.0  # ratio points a spelling candidate loses per 10x rarer (see _fuzzy)
 FUZZY_DF_SPAN = 2.0  # at most this many factors of ten count
+SOUND_ALIKE_QUALITY = 0.85  # a word spelt as the typed one sounds (see _sound_alike)
+SOUND_RIVAL_FACTOR = 0.7  # an edit-distance match that does not sound like the typed word
 FUZZY_RIVAL_POWER = 6.0  # extra fall-off of a spelling candidate behind the best (see _fuzzy)
 DEPTH_PENALTY = 0.012  # per ICD-10-CM level below the category: general before specific
 PREFIX_BONUS = 0.03  # the title starts with the query's words ("Breast pump, manual")
@@ -186,6 +190,7 @@ CONTEXT_FACTORS: dict[int, float] = {
     CTX_COMMERCIAL: 0.92,
     CTX_NONCOVERED: 0.8,
     CTX_METASTATIC: 0.9,
+    CTX_IN_SITU: 0.9,
 }
 
 
@@ -243,7 +248,7 @@ class _Loaded:
         self.doc_tlen = np.frombuffer(meta["doc_tlen"], dtype=np.uint8).astype(np.int64)
         self.doc_flags = np.frombuffer(meta["doc_flags"], dtype=np.uint8)
         self.doc_depth = np.frombuffer(meta["doc_depth"], dtype=np.uint8)
-        self.doc_ctx = np.frombuffer(meta["doc_ctx"], dtype=np.uint16)
+        self.doc_ctx = np.frombuffer(meta["doc_ctx"], dtype=np.uint32)
         self.doc_block = np.frombuffer(meta["doc_block"], dtype=np.uint32)
         self.doc_head = np.frombuffer(meta["doc_head"], dtype=np.uint32)
         self.doc_words = np.frombuffer(meta["doc_words"], dtype=np.uint32)
@@ -533,7 +538,29 @@ class SearchEngine:
         if not allow_fuzzy:
             return []
         found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
-        return [(choice, quality * FUZZY_FACTOR) for choice, quality in found]
+        sounds = self._sound_alike(state, token)
+        if sounds:
+            # Spelt as it sounds ("nefrectomy", "exema"): the word that sounds the same is
+            # the likelier reading than a nearer one that sounds different ("edema").
+            best = max((quality for _, quality in found), default=SOUND_ALIKE_QUALITY)
+            found = [(sounds, max(best, SOUND_ALIKE_QUALITY))] + [
+                (choice, quality * SOUND_RIVAL_FACTOR)
+                for choice, quality in found
+                if choice != sounds
+            ]
+        return [(choice, quality * FUZZY_FACTOR) for choice, quality in found[:3]]
+
+    def _sound_alike(self, state: _Loaded, token: str) -> str | None:
+        """The commonest vocabulary word spelt as `token` sounds (one substitution, else two;
+        see `bot.codes.sound_alike`), or None."""
+        if len(token) < 4:
+            return None
+        for spellings in sound_alike_spellings(token):
+            known = [s for s in spellings if s in state.vocab_set]
+            if known:
+                posts = [(self._postings(s), s) for s in sorted(known)]
+                return max(posts, key=lambda ps: ps[0].df if ps[0] is not None else -1)[1]
+        return None
 
     def _term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
         """Postings and IDF of one query term given its alternative tokens."""
@@ -770,7 +797,9 @@ class SearchEngine:
                 if exp.code:
                     codes.append((exp.code, coverage * quality, note))
                     continue
-                new = slots[:start] + _exact_slots(exp.tokens, quality) + slots[end:]
+                new = (
+                    slots[:start] + _exact_slots(exp.tokens, quality, state.vocab_set) + slots[end:]
+                )
                 moved = _moved_head(head, start, end, len(exp.tokens))
                 kept = [
                     n
@@ -794,7 +823,7 @@ class SearchEngine:
             for start, end, expansions in reversed(matches):
                 words = [e for e in expansions if not e.code]
                 if words:
-                    combined[start:end] = _exact_slots(words[0].tokens, 1.0)
+                    combined[start:end] = _exact_slots(words[0].tokens, 1.0, state.vocab_set)
                     moved = _moved_head(moved, start, end, len(words[0].tokens))
                     notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
             variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
@@ -1470,9 +1499,18 @@ def _synonym_note(phrase: str, synonym: _Synonym) -> str:
     return f'{label}: "{phrase}" -> {target}{origin}'
 
 
-def _exact_slots(tokens: Iterable[str], quality: float) -> list[list[tuple[str, float]]]:
-    """Term slots for synonym expansion words (exact tokens, no fuzzing)."""
-    return [[(tok, quality)] for tok in tokens]
+def _exact_slots(
+    tokens: Iterable[str], quality: float, vocab: frozenset[str] | set[str]
+) -> list[list[tuple[str, float]]]:
+    """Term slots for synonym expansion words: exact tokens, no fuzzing, but with their other
+    word forms ("htn" -> hypertension also finds "Hypertensive heart ... disease")."""
+    return [
+        [
+            (tok, quality),
+            *((f, quality * WORD_FORM_QUALITY) for f in other_forms(tok) if f in vocab),
+        ]
+        for tok in tokens
+    ]
 
 
 def _code_like(token: str) -> bool:

@@ -48,7 +48,7 @@ from pathlib import Path
 from bot.codes.sources.icd10pcs_history import UNTITLED
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "11"
+INDEX_VERSION = "13"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -184,6 +184,7 @@ CTX_QUALITY = 4096  # HCPCS quality-reporting codes (G8xxx, G9xxx, M1xxx)
 CTX_COMMERCIAL = 8192  # HCPCS S codes: used by commercial payers only, not by Medicare
 CTX_NONCOVERED = 16384  # HCPCS "Noncovered ..." items: billed only to say Medicare won't pay
 CTX_METASTATIC = 32768  # secondary (metastatic) malignant neoplasms: "breast cancer" is primary
+CTX_IN_SITU = 65536  # carcinoma / melanoma in situ: "melanoma" alone is the malignant one
 
 _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
     (bit, re.compile(pattern))
@@ -214,6 +215,7 @@ _CTX_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
         ),
         (CTX_CONGENITAL, r"\bcongenital\b"),
         (CTX_METASTATIC, r"\bsecondary (?:malignant|carcinoid|neuroendocrine)\b"),
+        (CTX_IN_SITU, r"\bin situ\b"),
     )
 )
 
@@ -268,6 +270,7 @@ CTX_TRIGGERS: dict[int, frozenset[str]] = {
     CTX_COMMERCIAL: _words("commercial private payer insurer nonmedicare"),
     CTX_NONCOVERED: _words("noncovered uncovered covered coverage"),
     CTX_METASTATIC: _words("secondary metastatic metastasis metastases mets spread"),
+    CTX_IN_SITU: _words("situ insitu cis dcis lcis noninvasive"),
 }
 
 SYNONYMS_PATH = Path(__file__).resolve().parents[2] / "data" / "synonyms.tsv"
@@ -578,6 +581,27 @@ def build_search_index(
             ancestor_cache[parent] = found
         return found
 
+    terms_of = {r[0]: r[9] for r in rows}
+    inherited_cache: dict[int, str] = {}
+
+    def inherited_terms(cid: int) -> str:
+        """Inclusion terms of the ICD-10-CM parents that `cid` only refines by an axis: its
+        title is the parent's plus a side, site or encounter ("Juvenile osteochondrosis of
+        tibia tubercle, left leg" under M92.52, whose inclusion term is "Osgood-Schlatter
+        disease"). A child with a title of its own ("Collagenous colitis" under "Other
+        specified noninfective gastroenteritis and colitis") is one item of such a list, not
+        all of it, so it inherits nothing."""
+        parent = parent_of.get(cid)
+        if parent is None or kind_of.get(parent) in GROUP_KINDS:
+            return ""
+        found = inherited_cache.get(cid)
+        if found is None:
+            found = ""
+            if title_of[cid].lower().startswith(title_of[parent].lower()):
+                found = " ".join(t for t in (terms_of[parent], inherited_terms(parent)) if t)
+            inherited_cache[cid] = found
+        return found
+
     def block_of(cid: int) -> int | None:
         seen = 0
         node = parent_of.get(cid)
@@ -615,6 +639,7 @@ def build_search_index(
             # orthopedic prosthetic devices" over "Infection ... due to internal right knee
             # prosthesis"): index-style queries use them, so they count as other words.
             other.update(ancestor_words(cid))
+            other.update(tokenize(inherited_terms(cid)))
         if terms:
             other.update(tokenize(terms))
             if system == "icd10cm" and "NOS" in terms:
@@ -658,7 +683,7 @@ def build_search_index(
     doc_tlen = array("B")
     doc_flags = array("B")
     doc_depth = array("B")
-    doc_ctx = array("H")
+    doc_ctx = array("I")
     doc_block = array("I")
     heads: list[str] = []
     titles: list[list[str]] = []

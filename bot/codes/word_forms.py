@@ -1,5 +1,6 @@
-"""Noun and adjective forms of the same body part ("kidney" and "renal"), and a few plain
-words for the clinical ones titles use ("bowel", "bleeding"), for search.
+"""Noun and adjective forms of the same body part ("kidney" and "renal") or condition
+("dependence" and "dependent"), and a few plain words for the clinical ones titles use
+("bowel", "bleeding"), for search.
 
 Code titles use one form and coders type the other: "acute renal failure" for N17.9 "Acute
 kidney failure, unspecified", "cyst of ovary" for "Unspecified ovarian cysts", "left lower
@@ -73,6 +74,52 @@ _PAIRS = (
     ("hypertension", "hypertensive"),
     ("diabetes", "diabetic"),
     ("presence", "present"),
+    # A condition's noun and the adjective or participle a coder types for it ("dialysis
+    # dependent" for Z99.2 "Dependence on renal dialysis", "osteoporotic fracture" for
+    # "osteoporosis with current pathological fracture"). Left out where the adjective names
+    # something else: "ulcerative" (colitis), "infectious" (mononucleosis), "inflammatory"
+    # (bowel disease), "septic" (arthritis), "traumatic", "allergic" (rhinitis), "depressed"
+    # (fracture).
+    ("dependence", "dependent"),
+    ("resistance", "resistant"),
+    ("deficiency", "deficient"),
+    ("incontinence", "incontinent"),
+    ("obesity", "obese"),
+    ("anemia", "anemic"),
+    ("asthma", "asthmatic"),
+    ("arthritis", "arthritic"),
+    ("infection", "infected"),
+    ("dehydration", "dehydrated"),
+    ("pregnancy", "pregnant"),
+    ("alcohol", "alcoholic"),
+    ("fracture", "fractured"),
+    ("dislocation", "dislocated"),
+    ("sprain", "sprained"),
+    ("rupture", "ruptured"),
+    ("perforation", "perforated"),
+    ("obstruction", "obstructed"),
+    ("inflammation", "inflamed"),
+    ("swelling", "swollen"),
+    ("constipation", "constipated"),
+    ("anxiety", "anxious"),
+    ("confusion", "confused"),
+    ("dizziness", "dizzy"),
+    ("nausea", "nauseous"),
+    ("paralysis", "paralyzed"),
+    ("psychosis", "psychotic"),
+    ("cirrhosis", "cirrhotic"),
+    ("ischemia", "ischemic"),
+    ("hypoxia", "hypoxic"),
+    ("hypoxemia", "hypoxemic"),
+    ("osteoporosis", "osteoporotic"),
+    ("embolism", "embolic"),
+    ("thrombosis", "thrombotic"),
+    ("atherosclerosis", "atherosclerotic"),
+    ("hemorrhage", "hemorrhagic"),
+    ("stenosis", "stenotic"),
+    ("necrosis", "necrotic"),
+    ("gangrene", "gangrenous"),
+    ("ulcer", "ulcerated"),
 )
 
 
@@ -89,5 +136,5 @@ WORD_FORMS: dict[str, tuple[str, ...]] = _forms()
 
 
 def other_forms(token: str) -> tuple[str, ...]:
-    """The other forms of a (tokenised) body-part word, or ()."""
+    """The other forms of a (tokenised) word (body part or condition), or ()."""
     return WORD_FORMS.get(token, ())
