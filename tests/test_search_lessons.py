@@ -121,3 +121,14 @@ def test_encounter_for_asks_for_icd10cm(engine: SearchEngine) -> None:
     assert top[0].code.startswith("Z30.43"), [h.code for h in top]
     # Without "encounter for", the procedure is the likelier meaning.
     assert engine.search("iud insertion", limit=1)[0].code.startswith("0UH")
+
+
+def test_a_listed_without_clause_is_the_default(
+    engine: SearchEngine, conn: sqlite3.Connection
+) -> None:
+    title, _, _ = _row(conn, "F03.90")
+    assert title.lower().startswith("unspecified dementia, unspecified severity, without")
+    assert title.count(",") >= 4 and ", and " in title  # a list of what is absent
+    assert engine.search("dementia")[0].code == "F03.90"
+    # A query that names one of them still finds its "with" code.
+    assert engine.search("dementia with anxiety")[0].code == "F03.94"

@@ -165,6 +165,9 @@ class Qualifiers:
     said: tuple[frozenset[str], ...]
     tokens: frozenset[str]
     without: frozenset[str]  # words the query puts after "without"
+    # The groups the query says a word of, with those words (most queries say none or one).
+    active: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
+    own_history: bool = False  # "history of" without naming the family
 
     @classmethod
     def of(cls, tokens: Sequence[str]) -> Qualifiers:
@@ -173,7 +176,10 @@ class Qualifiers:
         without = frozenset(
             tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok in ("without", "not", "non")
         )
-        return cls(said, frozenset(tokens), without)
+        words = frozenset(tokens)
+        active = tuple((group, s) for group, s in zip(OPPOSITES, said, strict=True) if s)
+        own_history = bool(words & _HISTORY_WORDS) and not words & _FAMILY_WORDS
+        return cls(said, words, without, active, own_history)
 
 
 # Where a negated phrase ends: another negation, or the code's site and encounter
@@ -240,21 +246,17 @@ def qualifier_factor(
     a title that negates one of them ("without hemorrhage") answers another question.
     """
     factor = 1.0
+    negates = not NEGATORS.isdisjoint(title)
+    if not (q.active or q.own_history or q.without or negates):
+        return factor  # nothing to contradict (most titles of most queries)
     words = frozenset(title)
-    for group, said in zip(OPPOSITES, q.said, strict=True):
-        if not said:
-            continue
+    for group, said in q.active:
         in_title = group & words
         if in_title and not in_title & said:
             factor *= CONFLICT_FACTOR
-    if (
-        "family" in words
-        and "history" in words
-        and q.tokens & _HISTORY_WORDS
-        and not q.tokens & _FAMILY_WORDS
-    ):
+    if q.own_history and "family" in words and "history" in words:
         factor *= CONFLICT_FACTOR
-    negated = negated_words(title) if not NEGATORS.isdisjoint(title) else frozenset()
+    negated = negated_words(title) if negates else frozenset()
     if negated and "non" in q.tokens | variant_words:
         # The query says "non-..." itself ("nstemi" -> non st elevation): a "non-ST" title
         # agrees with it.

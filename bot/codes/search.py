@@ -127,6 +127,7 @@ MAX_LIMIT = 100
 CANDIDATE_CAP = 400  # documents scored per variant at most (the best by prior)
 SKIP_ONE_CAP = 150  # few full matches: the best documents missing one term, per term
 ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per term
+TITLE_CACHE_SIZE = 50_000  # title token tuples kept between queries (see _Loaded.title_tokens)
 RERANK_DEPTH = 30  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
@@ -196,10 +197,9 @@ CONTEXT_FACTORS: dict[int, float] = {
 
 @dataclass
 class _QueryMemo:
-    """What the variants of one query share: title tokens, and qualifier factors per title
-    (keyed with the variant's words when a title's negations make them matter)."""
+    """What the variants of one query share: qualifier factors per title (keyed with the
+    variant's words when a title's negations make them matter)."""
 
-    titles: dict[int, tuple[str, ...]] = field(default_factory=dict)
     qualifiers: dict[tuple[int, frozenset[str] | None], float] = field(default_factory=dict)
 
 
@@ -268,6 +268,8 @@ class _Loaded:
             vocab_text = vocab_text.decode("utf-8")
         self.vocab: list[str] = vocab_text.split("\n") if vocab_text else []
         self.vocab_set = frozenset(self.vocab)
+        # Title tokens of the documents reranked so far (see `title_tokens`).
+        self.title_cache: dict[int, tuple[str, ...]] = {}
         # Fuzzy candidates are bucketed by first letter and length: a typo in the first
         # letter is rare, and the few buckets a word needs keep rapidfuzz well under 1 ms.
         self.buckets: dict[tuple[str, int], list[str]] = {}
@@ -292,6 +294,20 @@ class _Loaded:
             words: self.synonyms[keys[0]] for words, keys in unordered.items() if len(keys) == 1
         }
         self.system_masks: dict[int, Mask] = {}
+
+    def title_tokens(self, doc: int) -> tuple[str, ...]:
+        """A document's title tokens in order (stored by the index as vocabulary positions).
+        Kept once built: the same few thousand codes come back query after query; the cache
+        starts over past TITLE_CACHE_SIZE rather than grow with every code ever shown."""
+        found = self.title_cache.get(doc)
+        if found is None:
+            if len(self.title_cache) >= TITLE_CACHE_SIZE:
+                self.title_cache = {}
+            start = self.doc_word_start
+            vocab = self.vocab
+            found = tuple([vocab[i] for i in self.doc_words[start[doc] : start[doc + 1]].tolist()])
+            self.title_cache[doc] = found
+        return found
 
     def system_mask(self, index: int) -> Mask:
         """Which documents belong to one code set (a mask over internal numbers)."""
@@ -1029,16 +1045,7 @@ class SearchEngine:
             return out
         if memo is None:
             memo = _QueryMemo()
-        vocab = state.vocab
-        positions, start = state.doc_words, state.doc_word_start
-        # Title tokens in order, stored by the index as vocabulary positions.
-        words_of: dict[int, tuple[str, ...]] = {}
-        for _, doc in top:
-            title = memo.titles.get(doc)
-            if title is None:
-                title = tuple([vocab[i] for i in positions[start[doc] : start[doc + 1]].tolist()])
-                memo.titles[doc] = title
-            words_of[doc] = title
+        words_of = {doc: state.title_tokens(doc) for _, doc in top}
         query_alts = [set(t.tokens) for t in terms]
         said = frozenset().union(*query_alts)  # the variant's words: synonyms, corrections
         pairs = len(terms) - 1

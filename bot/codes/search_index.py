@@ -48,7 +48,7 @@ from pathlib import Path
 from bot.codes.sources.icd10pcs_history import UNTITLED
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "13"
+INDEX_VERSION = "14"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -163,6 +163,17 @@ _NOS = re.compile(r"\bnot otherwise specified\b")
 _WITHOUT_CLAUSE = re.compile(
     r"\bwithout(?: (?!(?:with|of|in|due|for|at|on|to|and|as|right|left|bilateral"
     r"|unspecified)\b)[a-z0-9-]+)+"
+)
+# A "without" clause may list what is absent, ending ", and ...": "Unspecified dementia,
+# unspecified severity, without behavioral disturbance, psychotic disturbance, mood
+# disturbance, and anxiety" (F03.90) is the default of "dementia" as much as the shorter
+# "without" titles are. (One comma is a site: "without rheumatoid factor, ankle and foot".)
+_WORD_IN_CLAUSE = (
+    r"(?!(?:with|of|in|due|for|at|on|to|as|right|left|bilateral|unspecified)\b)[a-z0-9-]+"
+)
+_WITHOUT_LIST = re.compile(
+    rf"\bwithout(?: {_WORD_IN_CLAUSE})+(?:, {_WORD_IN_CLAUSE}(?: {_WORD_IN_CLAUSE})*)+"
+    rf", and {_WORD_IN_CLAUSE}(?: {_WORD_IN_CLAUSE})*"
 )
 
 # doc_ctx bits: a *qualifying context* the title adds ("in pregnancy", "due to underlying
@@ -366,7 +377,7 @@ def title_length(title: str, short_title: str, kind: str, system: str = "") -> i
         free = default_free(_PARENS.sub(" ", title) if "(" in title else title)
         free = _NOS.sub(" ", free)
         if "without" in free:
-            free = _WITHOUT_CLAUSE.sub(" ", free)
+            free = _WITHOUT_CLAUSE.sub(" ", _WITHOUT_LIST.sub(" ", free))
     words = set(tokenize(free))
     if system == "hcpcs":
         # "Injection, ..." opens most drug descriptors: the form it is billed in, like the
