@@ -75,6 +75,22 @@ def test_member_contains_and_union_agree_with_sets(
     assert both.tolist() == sorted(expected | set(second.every.tolist()))
 
 
+def test_union_of_a_long_list_and_short_ones_inserts_them(
+    conn: sqlite3.Connection, common_tokens: list[str]
+) -> None:
+    # The short lists (a few documents in, some out of the long one) take the insert path.
+    long = decode(*_raw(conn, common_tokens[0])).every
+    inside = long[:: max(1, len(long) // 5)][:5]
+    outside = np.setdiff1d(np.arange(0, int(long[-1]) + 50, 7, dtype=np.uint32), long)[:9]
+    short = np.union1d(inside, outside[:4]).astype(np.uint32)
+    other = outside[4:]
+    assert len(short) * 8 < len(long) and len(other) * 8 < len(long)
+    for parts in ([long, short], [short, long], [long, short, other], [long, inside]):
+        got = union(parts)
+        assert got.tolist() == sorted(set().union(*(p.tolist() for p in parts)))
+        assert got.dtype == long.dtype
+
+
 @pytest.mark.parametrize("n", [1, 40, 400, 10**6])
 def test_first_common_is_the_smallest_of_the_intersection(
     conn: sqlite3.Connection, common_tokens: list[str], n: int

@@ -132,3 +132,43 @@ def test_a_listed_without_clause_is_the_default(
     assert engine.search("dementia")[0].code == "F03.90"
     # A query that names one of them still finds its "with" code.
     assert engine.search("dementia with anxiety")[0].code == "F03.94"
+
+
+def test_a_title_of_the_query_words_in_another_order_is_exact(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    db = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT code, title FROM codes WHERE system = 'hcpcs' AND code IN ('E3', 'E4')"
+        ).fetchall()
+    finally:
+        db.close()
+    titles = {code: title.lower() for code, title in rows}
+    # The modifiers say "Upper right, eyelid"; coders say "right upper eyelid", as do many
+    # ICD-10-CM titles that add a condition word ("Chalazion right upper eyelid").
+    assert titles["E3"].startswith("upper right") and titles["E4"].startswith("lower right")
+    assert engine.search("right upper eyelid")[0].code == "E3"
+    assert engine.search("right lower eyelid")[0].code == "E4"
+    assert engine.search("chalazion right upper eyelid")[0].code.startswith("H00.1")
+
+
+def test_a_misspelt_synonym_is_read_as_the_synonym(engine: SearchEngine) -> None:
+    # "pseudogout" is in no title: data/synonyms.tsv reads it as chondrocalcinosis.
+    right = engine.search("pseudogout", limit=3)
+    assert right and all("chondrocalcinosis" in h.title.lower() for h in right)
+    typo = engine.search("psuedogout", limit=3, explain=True)
+    assert typo and "chondrocalcinosis" in typo[0].title.lower()
+    assert any('read as "pseudogout"' in line for line in typo[0].why)
+
+
+def test_a_route_the_descriptor_does_not_name_costs_little(
+    engine: SearchEngine, codes_db_path: Path
+) -> None:
+    db = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
+    try:
+        (title,) = db.execute("SELECT title FROM codes WHERE code = 'J0178'").fetchone()
+    finally:
+        db.close()
+    assert "aflibercept" in title.lower() and "intravitreal" not in title.lower()
+    assert engine.search("eylea 2 mg intravitreal")[0].code == "J0178"

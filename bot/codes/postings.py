@@ -49,6 +49,9 @@ def decode(df: int, title: bytes, other: bytes, vocab: bytes) -> Postings:
     return Postings(t, o, v, every, int(df))
 
 
+SMALL_SHARE = 8  # `union`: lists this many times shorter than the longest are inserted
+
+
 def member(postings: DocArray, docs: DocArray) -> Mask:
     """For each of `docs`, is it in the ascending array `postings`?"""
     if not len(postings) or not len(docs):
@@ -73,7 +76,16 @@ def union(arrays: Sequence[DocArray]) -> DocArray:
         return EMPTY
     if len(kept) == 1:
         return kept[0]
-    out: DocArray = np.unique(np.concatenate(kept))
+    kept.sort(key=len)
+    big = kept[-1]
+    rest = kept[0] if len(kept) == 2 else np.unique(np.concatenate(kept[:-1]))
+    if len(rest) * SMALL_SHARE < len(big):
+        # A common word and a rare form of it ("fracture" and "fractured"): insert the few
+        # new documents into the long list rather than sort both again.
+        new = rest[~member(big, rest)]
+        out: DocArray = np.insert(big, np.searchsorted(big, new), new) if len(new) else big
+        return out
+    out = np.unique(np.concatenate(kept))
     return out
 
 

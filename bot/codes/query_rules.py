@@ -128,6 +128,8 @@ _SOFT_WORDS = frozenset(
     {
         "mg", "mcg", "ml", "gram", "gm", "g", "unit", "cc", "dose", "im", "iv", "sq", "subq",
         "sc", "intramuscular", "intravenous", "subcutaneous", "oral", "vial", "each",
+        "intravitreal", "intrathecal", "intradermal", "intravesical", "intranasal", "inhaled",
+        "inhalation", "nebulized", "topical", "sublingual", "po", "ivp", "ivpb",
     }
 )  # fmt: skip
 

@@ -57,7 +57,7 @@ import math
 import sqlite3
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -293,6 +293,16 @@ class _Loaded:
         self.unordered = {
             words: self.synonyms[keys[0]] for words, keys in unordered.items() if len(keys) == 1
         }
+        # A one-word synonym no code uses ("pseudogout", "prolia") is a word users misspell
+        # too: spelling correction may read a typo as it (then the synonym applies).
+        self.synonym_only = frozenset(
+            key[0]
+            for key in self.synonyms
+            if len(key) == 1 and key[0] not in self.vocab_set and key[0].isalpha()
+        )
+        for tok in self.synonym_only:
+            if len(tok) >= 3:
+                self.buckets.setdefault((tok[0], len(tok)), []).append(tok)
         self.system_masks: dict[int, Mask] = {}
 
     def title_tokens(self, doc: int) -> tuple[str, ...]:
@@ -512,6 +522,9 @@ class SearchEngine:
         dfs: list[float] = []
         for (choice, _score, _), n_edits in zip(found, edits, strict=True):
             post = self._postings(choice) if n_edits == fewest else None
+            if post is None and n_edits == fewest and choice in state.synonym_only:
+                dfs.append(0.0)  # a synonym no code uses: as rare as the rarest word
+                continue
             dfs.append(math.log10(post.df) if post is not None and post.df > 0 else -1.0)
         top_df = max(dfs)
         adjusted = [
@@ -534,14 +547,7 @@ class SearchEngine:
     ) -> list[tuple[str, float]]:
         """Vocabulary tokens standing for one query token: itself, else fuzzy matches."""
         if token in state.vocab_set:
-            found = [
-                (token, 1.0),
-                *(
-                    (form, WORD_FORM_QUALITY)
-                    for form in other_forms(token)
-                    if form in state.vocab_set
-                ),
-            ]
+            found = [(token, 1.0), *self._word_forms(token, WORD_FORM_QUALITY)]
             post = self._postings(token)
             if allow_fuzzy and post is not None and post.df <= RARE_WORD_DF:
                 # A word only an abbreviation or two use ("acut" in a short title) is more
@@ -566,13 +572,18 @@ class SearchEngine:
             ]
         return [(choice, quality * FUZZY_FACTOR) for choice, quality in found[:3]]
 
+    def _word_forms(self, token: str, quality: float) -> list[tuple[str, float]]:
+        """The other forms of a token (`bot.codes.word_forms`) that codes use, at `quality`."""
+        vocab = self._state().vocab_set
+        return [(form, quality) for form in other_forms(token) if form in vocab]
+
     def _sound_alike(self, state: _Loaded, token: str) -> str | None:
         """The commonest vocabulary word spelt as `token` sounds (one substitution, else two;
         see `bot.codes.sound_alike`), or None."""
         if len(token) < 4:
             return None
         for spellings in sound_alike_spellings(token):
-            known = [s for s in spellings if s in state.vocab_set]
+            known = [s for s in spellings if s in state.vocab_set or s in state.synonym_only]
             if known:
                 posts = [(self._postings(s), s) for s in sorted(known)]
                 return max(posts, key=lambda ps: ps[0].df if ps[0] is not None else -1)[1]
@@ -813,9 +824,8 @@ class SearchEngine:
                 if exp.code:
                     codes.append((exp.code, coverage * quality, note))
                     continue
-                new = (
-                    slots[:start] + _exact_slots(exp.tokens, quality, state.vocab_set) + slots[end:]
-                )
+                expansion = _exact_slots(exp.tokens, quality, self._word_forms)
+                new = slots[:start] + expansion + slots[end:]
                 moved = _moved_head(head, start, end, len(exp.tokens))
                 kept = [
                     n
@@ -839,7 +849,7 @@ class SearchEngine:
             for start, end, expansions in reversed(matches):
                 words = [e for e in expansions if not e.code]
                 if words:
-                    combined[start:end] = _exact_slots(words[0].tokens, 1.0, state.vocab_set)
+                    combined[start:end] = _exact_slots(words[0].tokens, 1.0, self._word_forms)
                     moved = _moved_head(moved, start, end, len(words[0].tokens))
                     notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
             variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
@@ -1074,6 +1084,15 @@ class SearchEngine:
                 bonus += PREFIX_BONUS
                 if len(words) == len(terms):
                     bonus += EXACT_TITLE_BONUS
+            elif (
+                pairs
+                and len(words) == len(terms)
+                and all(at)
+                and len({k for slots in at for k in slots}) == len(terms)
+            ):
+                # The title is the query's words in another order ("Lower right, eyelid"
+                # for "right lower eyelid"): as exact an answer, if not the typed phrase.
+                bonus += PREFIX_BONUS + EXACT_TITLE_BONUS
             factor = 1.0
             if qualifiers is not None:
                 # As typed, or a title that negates nothing: the same for every variant.
@@ -1507,17 +1526,13 @@ def _synonym_note(phrase: str, synonym: _Synonym) -> str:
 
 
 def _exact_slots(
-    tokens: Iterable[str], quality: float, vocab: frozenset[str] | set[str]
+    tokens: Iterable[str],
+    quality: float,
+    forms: Callable[[str, float], list[tuple[str, float]]],
 ) -> list[list[tuple[str, float]]]:
     """Term slots for synonym expansion words: exact tokens, no fuzzing, but with their other
-    word forms ("htn" -> hypertension also finds "Hypertensive heart ... disease")."""
-    return [
-        [
-            (tok, quality),
-            *((f, quality * WORD_FORM_QUALITY) for f in other_forms(tok) if f in vocab),
-        ]
-        for tok in tokens
-    ]
+    word forms (`forms`: "htn" -> hypertension also finds "Hypertensive heart ... disease")."""
+    return [[(tok, quality), *forms(tok, quality * WORD_FORM_QUALITY)] for tok in tokens]
 
 
 def _code_like(token: str) -> bool:
