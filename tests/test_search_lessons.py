@@ -172,3 +172,13 @@ def test_a_route_the_descriptor_does_not_name_costs_little(
         db.close()
     assert "aflibercept" in title.lower() and "intravitreal" not in title.lower()
     assert engine.search("eylea 2 mg intravitreal")[0].code == "J0178"
+
+
+def test_status_post_frames_the_query(engine: SearchEngine, conn: sqlite3.Connection) -> None:
+    title, _, _ = _row(conn, "Z90.49")
+    assert title.lower().startswith("acquired absence") and "status" not in title.lower()
+    top = engine.search("status post appendectomy", limit=3)
+    assert top[0].code == "Z90.49", [h.code for h in top]
+    # The words still count for titles that say them, and for the other code sets.
+    assert engine.search("status", limit=1)[0].title.lower().endswith("status")
+    assert all(h.system != "icd10pcs" for h in top)

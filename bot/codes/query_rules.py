@@ -134,6 +134,12 @@ _SOFT_WORDS = frozenset(
 )  # fmt: skip
 
 
+# "Status post ...", "... status": the framing of a status query, not words its code says
+# ("status post appendectomy" is Z90.49 "Acquired absence of other specified parts of
+# digestive tract"). With ICD-10-CM intent they cost little when a title lacks them.
+FRAMING_WORDS = frozenset({"status", "post"})
+
+
 def soft_word(token: str) -> bool:
     """A number, dose unit, route or lone letter ("s/p", "i&d" leave "s", "p", "i", "d"):
     a word whose absence from a title costs little."""

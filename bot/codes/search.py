@@ -79,6 +79,8 @@ from bot.codes.postings import (
     union,
 )
 from bot.codes.query_rules import (
+    CM_BIT,
+    FRAMING_WORDS,
     Qualifiers,
     has_negation,
     normalize_query,
@@ -914,12 +916,16 @@ class SearchEngine:
         memo: _QueryMemo | None = None,
     ) -> dict[int, float]:
         numeric = [soft_word(t.tokens[0]) for t in terms]
+        # "status post" frames a status query: an ICD-10-CM title need not say it.
+        framing = [
+            intent == CM_BIT and len(t.tokens) == 1 and t.tokens[0] in FRAMING_WORDS for t in terms
+        ]
         picking = [
             term.every
             # Soft words (numbers, units, single letters) score but do not pick candidates.
-            for term, soft in zip(terms, numeric, strict=True)
-            if not soft or all(numeric)
-        ]
+            for term, soft, frame in zip(terms, numeric, framing, strict=True)
+            if not (soft or frame) or all(numeric)
+        ] or [term.every for term in terms]
         content = [
             term.every
             for term, soft in zip(terms, numeric, strict=True)
@@ -988,6 +994,10 @@ class SearchEngine:
                 is_pcs = system == PCS_INDEX
                 soft_missing += missing & is_pcs
                 hard_missing += missing & ~is_pcs
+            elif framing[k]:
+                is_cm = system == SYSTEM_INDEX["icd10cm"]
+                soft_missing += missing & is_cm
+                hard_missing += missing & ~is_cm
             else:
                 hard_missing += missing
         score = matched / total_idf
