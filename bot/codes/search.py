@@ -5,7 +5,7 @@ loaded when the engine is opened except a version check; the document arrays, th
 and the synonyms are read on the first query (a few blobs, tens of milliseconds). Posting
 lists are numpy views of the index's blobs (`bot.codes.postings`), decoded per token on first
 use and then kept (all of them together are about the index's size; `warm_up` decodes all).
-A query's variants are scored term by term over numpy candidate arrays; only the best 30
+A query's variants are scored term by term over numpy candidate arrays; only the best 20
 per variant go through the Python adjacency and qualifier checks.
 
 How a query is answered:
@@ -130,7 +130,7 @@ CANDIDATE_CAP = 400  # documents scored per variant at most (the best by prior)
 SKIP_ONE_CAP = 150  # few full matches: the best documents missing one term, per term
 ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per term
 TITLE_CACHE_SIZE = 50_000  # title token tuples kept between queries (see _Loaded.title_tokens)
-RERANK_DEPTH = 30  # documents per variant that get the title adjacency check
+RERANK_DEPTH = 20  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
 
@@ -251,6 +251,12 @@ class _Loaded:
         self.doc_flags = np.frombuffer(meta["doc_flags"], dtype=np.uint8)
         self.doc_depth = np.frombuffer(meta["doc_depth"], dtype=np.uint8)
         self.doc_ctx = np.frombuffer(meta["doc_ctx"], dtype=np.uint32)
+        # The few distinct context combinations, and each document's one among them: a
+        # query's context factors are then one small array (see `context_factors`).
+        values, where = np.unique(self.doc_ctx, return_inverse=True)
+        self.ctx_values: list[int] = values.tolist()
+        self.doc_ctx_kind = where.astype(np.uint16 if len(values) < 65536 else np.uint32)
+        self._ctx_factors: dict[int, npt.NDArray[np.float64]] = {}
         self.doc_block = np.frombuffer(meta["doc_block"], dtype=np.uint32)
         self.doc_head = np.frombuffer(meta["doc_head"], dtype=np.uint32)
         self.doc_words = np.frombuffer(meta["doc_words"], dtype=np.uint32)
@@ -306,6 +312,16 @@ class _Loaded:
             if len(tok) >= 3:
                 self.buckets.setdefault((tok[0], len(tok)), []).append(tok)
         self.system_masks: dict[int, Mask] = {}
+
+    def context_factors(self, mentioned: int) -> npt.NDArray[np.float64]:
+        """Demotion per distinct context combination for a query that mentions `mentioned`
+        (index with `doc_ctx_kind`); kept per mask, of which there are few."""
+        found = self._ctx_factors.get(mentioned)
+        if found is None:
+            found = np.array([_context_factor(v & ~mentioned) for v in self.ctx_values])
+            if len(self._ctx_factors) < 4096:
+                self._ctx_factors[mentioned] = found
+        return found
 
     def title_tokens(self, doc: int) -> tuple[str, ...]:
         """A document's title tokens in order (stored by the index as vocabulary positions).
@@ -1022,11 +1038,7 @@ class SearchEngine:
         score *= state.depth_factor[cands]
         score += state.billable_bonus[cands]
         score *= state.status_factor[cands]
-        ctx = state.doc_ctx[cands]
-        if ctx.any():
-            kinds, where = np.unique(ctx, return_inverse=True)
-            factors = np.array([_context_factor(int(c) & ~mentioned) for c in kinds])
-            score *= factors[where]
+        score *= state.context_factors(mentioned)[state.doc_ctx_kind[cands]]
         block = state.doc_block[cands]
         in_block = block != NO_BLOCK
         if in_block.any():
