@@ -130,6 +130,7 @@ CANDIDATE_CAP = 400  # documents scored per variant at most (the best by prior)
 SKIP_ONE_CAP = 150  # few full matches: the best documents missing one term, per term
 ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per term
 TITLE_CACHE_SIZE = 50_000  # title token tuples kept between queries (see _Loaded.title_tokens)
+UNORDERED_MAX = 4  # synonym phrases of up to this many words also match in any order
 RERANK_DEPTH = 20  # documents per variant that get the title adjacency check
 MAX_VARIANTS = 8
 MAX_EXPANSIONS = 4  # official rewrites kept per phrase (brands list several salts)
@@ -293,10 +294,10 @@ class _Loaded:
         self.synonyms = merge_synonyms(parse_synonyms(text), parse_rewrites(rewrites))
         self.max_phrase = max((len(k) for k in self.synonyms), default=1)
         self.synonym_words = frozenset(w for key in self.synonyms for w in key)
-        # 2-3 word phrases by their sorted words, where only one phrase has those words.
+        # Short phrases by their sorted words, where only one phrase has those words.
         unordered: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
         for key in self.synonyms:
-            if 2 <= len(key) <= 3 and len(set(key)) == len(key):
+            if 2 <= len(key) <= UNORDERED_MAX and len(set(key)) == len(key):
                 unordered.setdefault(tuple(sorted(key)), []).append(key)
         self.unordered = {
             words: self.synonyms[keys[0]] for words, keys in unordered.items() if len(keys) == 1
@@ -815,9 +816,9 @@ class SearchEngine:
             for n in range(min(state.max_phrase, len(surface) - i), 0, -1):
                 span = tuple(surface[i : i + n])
                 # The same words in another order name the same thing ("blood pressure
-                # high", "rotator cuff tear traumatic"): phrases of 2-3 words match unordered.
+                # high", "rotator cuff tear traumatic"): short phrases match unordered.
                 found = syn.get(span) or (
-                    state.unordered.get(tuple(sorted(span))) if 2 <= n <= 3 else None
+                    state.unordered.get(tuple(sorted(span))) if 2 <= n <= UNORDERED_MAX else None
                 )
                 if found:
                     matches.append((i, i + n, found))
