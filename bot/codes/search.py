@@ -579,7 +579,7 @@ class SearchEngine:
         if not allow_fuzzy:
             return []
         found = self._fuzzy(state, token) or _silent_lead_fuzzy(self, state, token)
-        sounds = self._sound_alike(state, token)
+        sounds = self._sound_alike(state, token, deep=not found)
         if sounds:
             # Spelt as it sounds ("nefrectomy", "exema"): the word that sounds the same is
             # the likelier reading than a nearer one that sounds different ("edema").
@@ -596,12 +596,14 @@ class SearchEngine:
         vocab = self._state().vocab_set
         return [(form, quality) for form in other_forms(token) if form in vocab]
 
-    def _sound_alike(self, state: _Loaded, token: str) -> str | None:
-        """The commonest vocabulary word spelt as `token` sounds (one substitution, else two;
-        see `bot.codes.sound_alike`), or None."""
+    def _sound_alike(self, state: _Loaded, token: str, *, deep: bool) -> str | None:
+        """The commonest vocabulary word spelt as `token` sounds (one substitution; with
+        `deep`, else two: the hundreds of two-step spellings are tried only when edit
+        distance found nothing; see `bot.codes.sound_alike`), or None."""
         if len(token) < 4:
             return None
-        for spellings in sound_alike_spellings(token):
+        first, second = sound_alike_spellings(token, deep=deep)
+        for spellings in (first, second):
             known = [s for s in spellings if s in state.vocab_set or s in state.synonym_only]
             if known:
                 posts = [(self._postings(s), s) for s in sorted(known)]

@@ -68,13 +68,15 @@ def _one_step(word: str) -> set[str]:
     return out
 
 
-def sound_alike_spellings(word: str) -> tuple[set[str], set[str]]:
-    """Spellings one and two substitutions away from `word` (lower-case letters only; both
-    sets empty for anything else), each set without `word` itself."""
+def sound_alike_spellings(word: str, *, deep: bool = True) -> tuple[set[str], set[str]]:
+    """Spellings one and (with `deep`) two substitutions away from `word` (lower-case
+    letters only; both sets empty for anything else), each set without `word` itself."""
     if not word.isalpha() or not word.isascii() or len(word) > _MAX_LENGTH:
         return set(), set()
     first = _one_step(word)
     second: set[str] = set()
+    if not deep:
+        return first, second
     for spelling in first:
         second |= _one_step(spelling)
     second -= first
