@@ -182,3 +182,15 @@ def test_status_post_frames_the_query(engine: SearchEngine, conn: sqlite3.Connec
     # The words still count for titles that say them, and for the other code sets.
     assert engine.search("status", limit=1)[0].title.lower().endswith("status")
     assert all(h.system != "icd10pcs" for h in top)
+
+
+def test_a_side_word_inside_a_synonym_phrase_stays_asked_for(
+    engine: SearchEngine, conn: sqlite3.Connection
+) -> None:
+    # data/synonyms.tsv reads "orif ankle" as reposition of the tibia or fibula; coders put
+    # the side in the middle ("orif right ankle fracture").
+    top = engine.search("orif right ankle fracture", limit=3, explain=True)
+    assert top[0].code[:4] in ("0QSG", "0QSJ") and "Right" in top[0].title, top[0]
+    assert any('"orif ankle"' in line for line in top[0].why)
+    left = engine.search("orif left ankle fracture", limit=1)[0]
+    assert left.code[:4] in ("0QSH", "0QSK") and "Left" in left.title

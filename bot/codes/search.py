@@ -812,9 +812,11 @@ class SearchEngine:
             else:
                 slot_notes.append("" if alts else f'"{tok}": no code uses this word')
         base_notes = tuple(n for n in slot_notes if n)
-        matches: list[tuple[int, int, tuple[_Synonym, ...]]] = []
+        # (start, end, expansions, position of a side word inside the phrase or -1)
+        matches: list[tuple[int, int, tuple[_Synonym, ...], int]] = []
         i = 0
         while i < len(surface):
+            match: tuple[int, int, tuple[_Synonym, ...], int] | None = None
             for n in range(min(state.max_phrase, len(surface) - i), 0, -1):
                 span = tuple(surface[i : i + n])
                 # The same words in another order name the same thing ("blood pressure
@@ -823,31 +825,37 @@ class SearchEngine:
                     state.unordered.get(tuple(sorted(span))) if 2 <= n <= UNORDERED_MAX else None
                 )
                 if found:
-                    matches.append((i, i + n, found))
-                    i += n
+                    match = (i, i + n, found, -1)
                     break
+            # A longer phrase that a side word interrupts wins ("orif right ankle fracture"
+            # holds "orif ankle"): the side stays a word of the query, after the expansion.
+            match = _side_inside(surface, i, syn, state.max_phrase, match)
+            if match is not None:
+                matches.append(match)
+                i = match[1]
             else:
                 i += 1
         if head < 0:
             head = len(tokens) - 1
         # A word no code uses that a synonym explains ("prolia" -> denosumab): the base
         # reading, which just drops the word, is a worse guess than the synonym's.
-        explained = {j for start, end, _ in matches for j in range(start, end) if not slots[j]}
+        explained = {j for start, end, _, _ in matches for j in range(start, end) if not slots[j]}
         base_weight = UNKNOWN_WORD_BASE_WEIGHT if explained else 1.0
         variants: list[_Variant] = [(slots, base_weight, head, base_notes)]
         codes: list[tuple[str, float, str]] = []
-        for start, end, expansions in matches:
+        for start, end, expansions, side in matches:
             quality = min((slots[j][0][1] if slots[j] else 1.0) for j in range(start, end))
             coverage = (end - start) / len(tokens)
-            phrase = " ".join(surface[start:end])
+            phrase = " ".join(w for j, w in enumerate(surface[start:end], start) if j != side)
+            kept_side = [slots[side]] if side >= 0 else []
             for exp in expansions:
                 note = _synonym_note(phrase, exp)
                 if exp.code:
                     codes.append((exp.code, coverage * quality, note))
                     continue
-                expansion = _exact_slots(exp.tokens, quality, self._word_forms)
+                expansion = _exact_slots(exp.tokens, quality, self._word_forms) + kept_side
                 new = slots[:start] + expansion + slots[end:]
-                moved = _moved_head(head, start, end, len(exp.tokens))
+                moved = _moved_head(head, start, end, len(expansion))
                 kept = [
                     n
                     for j, n in enumerate(slot_notes)
@@ -861,18 +869,24 @@ class SearchEngine:
             # Every phrase replaced by its first word expansion at once.
             combined = list(slots)
             moved = head
-            covered = {j for start, end, _ in matches for j in range(start, end)}
+            covered = {j for start, end, _, _ in matches for j in range(start, end)}
             notes = [
                 n
                 for j, n in enumerate(slot_notes)
                 if n and (j not in covered or n.startswith("spelling"))
             ]
-            for start, end, expansions in reversed(matches):
+            for start, end, expansions, side in reversed(matches):
                 words = [e for e in expansions if not e.code]
                 if words:
-                    combined[start:end] = _exact_slots(words[0].tokens, 1.0, self._word_forms)
-                    moved = _moved_head(moved, start, end, len(words[0].tokens))
-                    notes.append(_synonym_note(" ".join(surface[start:end]), words[0]))
+                    expansion = _exact_slots(words[0].tokens, 1.0, self._word_forms)
+                    if side >= 0:
+                        expansion.append(slots[side])
+                    combined[start:end] = expansion
+                    moved = _moved_head(moved, start, end, len(expansion))
+                    phrase = " ".join(
+                        w for j, w in enumerate(surface[start:end], start) if j != side
+                    )
+                    notes.append(_synonym_note(phrase, words[0]))
             variants.append((combined, SYNONYM_VARIANT_WEIGHT, moved, tuple(notes)))
         return variants[:MAX_VARIANTS], codes
 
@@ -1548,6 +1562,34 @@ def _synonym_note(phrase: str, synonym: _Synonym) -> str:
     label = kind or f"{synonym.source} term"
     origin = " (data/synonyms.tsv)" if synonym.source == "synonyms" else f" ({synonym.source})"
     return f'{label}: "{phrase}" -> {target}{origin}'
+
+
+_SIDE_WORDS = frozenset({"right", "left", "bilateral"})
+
+
+def _side_inside(
+    surface: Sequence[str],
+    start: int,
+    synonyms: dict[tuple[str, ...], tuple[_Synonym, ...]],
+    longest: int,
+    found: tuple[int, int, tuple[_Synonym, ...], int] | None,
+) -> tuple[int, int, tuple[_Synonym, ...], int] | None:
+    """The synonym phrase starting at `start` with one side word inside it, when it is
+    longer (without the side) than `found`, the phrase found as typed; else `found`."""
+    best = found
+    best_length = found[1] - found[0] if found is not None else 0
+    for side in range(start + 1, min(start + longest, len(surface) - 1)):
+        if surface[side] not in _SIDE_WORDS:
+            continue
+        for end in range(len(surface), side + 1, -1):
+            length = end - start - 1
+            if length > longest or length <= best_length:
+                continue
+            phrase = synonyms.get((*surface[start:side], *surface[side + 1 : end]))
+            if phrase:
+                best, best_length = (start, end, phrase, side), length
+                break
+    return best
 
 
 def _exact_slots(
