@@ -262,6 +262,11 @@ class _Loaded:
         self.doc_head = np.frombuffer(meta["doc_head"], dtype=np.uint32)
         self.doc_words = np.frombuffer(meta["doc_words"], dtype=np.uint32)
         self.doc_word_start = np.frombuffer(meta["doc_word_start"], dtype=np.uint32)
+        # What a hit shows, one line per document ("code TAB title TAB kind TAB status").
+        shown = meta["doc_shown"]
+        self.doc_shown: bytes = shown if isinstance(shown, bytes) else shown.encode("utf-8")
+        breaks = np.flatnonzero(np.frombuffer(self.doc_shown, dtype=np.uint8) == 10)
+        self.doc_shown_start = np.concatenate(([0], breaks + 1, [len(self.doc_shown) + 1]))
         self.n_docs = len(self.doc_ids)
         self.doc_system = self.doc_flags & 3
         # Per-document score factors that do not depend on the query (see _score_variant).
@@ -313,6 +318,13 @@ class _Loaded:
             if len(tok) >= 3:
                 self.buckets.setdefault((tok[0], len(tok)), []).append(tok)
         self.system_masks: dict[int, Mask] = {}
+
+    def shown(self, doc: int) -> tuple[CodeSystem, str, str, bool, str, str]:
+        """A document's system, code, title, billable flag, kind and status."""
+        start, end = self.doc_shown_start[doc : doc + 2].tolist()
+        code, title, kind, status = self.doc_shown[start : end - 1].decode("utf-8").split("\t")
+        flags = int(self.doc_flags[doc])
+        return _SYSTEMS[flags & 3], code, title, bool(flags & FLAG_BILLABLE), kind, status
 
     def context_factors(self, mentioned: int) -> npt.NDArray[np.float64]:
         """Demotion per distinct context combination for a query that mentions `mentioned`
@@ -1194,33 +1206,11 @@ class SearchEngine:
         return [f"({source}) {term}" for source, term in rows if token in tokenize(term)]
 
     def _hits(self, state: _Loaded, best: list[tuple[int, float]]) -> list[SearchHit]:
-        ids = [int(state.doc_ids[doc]) for doc, _ in best]
-        rows = self._fetch(ids)
         hits: list[SearchHit] = []
-        for cid, (_doc, score) in zip(ids, best, strict=True):
-            row = rows.get(cid)
-            if row is None:
-                continue
-            system, code, title, billable, kind, status = row
-            hits.append(
-                SearchHit(
-                    CodeSystem(system), code, title, round(score, 4), bool(billable), kind, status
-                )
-            )
+        for doc, score in best:
+            system, code, title, billable, kind, status = state.shown(doc)
+            hits.append(SearchHit(system, code, title, round(score, 4), billable, kind, status))
         return hits
-
-    def _fetch(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str, int, str, str]]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        return {
-            r[0]: (r[1], r[2], r[3], r[4], r[5], r[6])
-            for r in self._conn.execute(
-                "SELECT id, system, code, title, billable, kind, status FROM codes"
-                f" WHERE id IN ({marks})",
-                list(ids),
-            )
-        }
 
     # ------------------------------------------------------------------ autocomplete
 
@@ -1343,17 +1333,16 @@ class SearchEngine:
                     break
         elif fixed is not None:
             picked = fixed[:limit].tolist()
-        ids = [int(state.doc_ids[d]) for d in picked[:limit]]
-        rows = self._fetch(ids)
         out: list[CodeRef] = []
-        for cid in ids:
-            row = rows.get(cid)
-            if row is not None:
-                out.append(CodeRef(CodeSystem(row[0]), row[1], row[2], bool(row[3])))
+        for doc in picked[:limit]:
+            system, code, title, billable, _kind, _status = state.shown(int(doc))
+            out.append(CodeRef(system, code, title, billable))
         return out
 
 
 # ---------------------------------------------------------------------- helpers
+
+_SYSTEMS = {index: CodeSystem(name) for name, index in SYSTEM_INDEX.items()}
 
 
 # Words whose first letter is silent are typed without it ("neumonia", "soriasis"); the

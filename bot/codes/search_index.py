@@ -48,7 +48,7 @@ from pathlib import Path
 from bot.codes.sources.icd10pcs_history import UNTITLED
 from bot.codes.vocabulary import IndexTerm, Rewrite, Vocabulary, load_vocabulary
 
-INDEX_VERSION = "14"
+INDEX_VERSION = "15"
 
 # Common function words and words that only say "not more specific". They carry no meaning
 # for ranking; leaving them out also keeps them from inflating a title's length.
@@ -728,6 +728,13 @@ def build_search_index(
         doc_word_start.append(len(doc_words))
         doc_words.extend(position[tok] for tok in title_tokens)
     doc_word_start.append(len(doc_words))
+    # What a hit shows (code, title, kind, status), one line per document in internal order:
+    # the engine answers without reading the codes table (system and billable are flags).
+    shown = {
+        r[0]: f"{r[1]}\t{_one_line(r[2])}\t{r[3]}\t{r[4]}"
+        for r in conn.execute("SELECT id, code, title, kind, status FROM codes")
+    }
+    doc_shown = "\n".join(shown[cid] for cid in doc_ids)
     empty = b""
     conn.executemany(
         "INSERT INTO search_postings (token, df, title_ids, other_ids, vocab_ids)"
@@ -763,6 +770,7 @@ def build_search_index(
         ("doc_head", doc_head.tobytes()),
         ("doc_words", doc_words.tobytes()),
         ("doc_word_start", doc_word_start.tobytes()),
+        ("doc_shown", doc_shown.encode("utf-8")),
         ("vocab", "\n".join(vocab)),
         ("synonyms", synonyms),
         # Tokenised here, so that the engine's first query need not tokenise 19,000 lines.
@@ -773,6 +781,11 @@ def build_search_index(
         f"  search index: {len(vocab):,} tokens, {len(docs):,} documents"
         f" in {time.perf_counter() - started:.1f}s"
     )
+
+
+def _one_line(text: str) -> str:
+    """`text` without tabs or line breaks (the separators of the stored hit lines)."""
+    return " ".join(text.split()) if ("\t" in text or "\n" in text or "\r" in text) else text
 
 
 def _rewrite_lines(rewrites: Iterable[Rewrite]) -> Iterable[str]:
