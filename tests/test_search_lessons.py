@@ -194,3 +194,20 @@ def test_a_side_word_inside_a_synonym_phrase_stays_asked_for(
     assert any('"orif ankle"' in line for line in top[0].why)
     left = engine.search("orif left ankle fracture", limit=1)[0]
     assert left.code[:4] in ("0QSH", "0QSK") and "Left" in left.title
+
+
+def test_without_an_abbreviation_wants_its_reading_absent(
+    engine: SearchEngine, conn: sqlite3.Connection
+) -> None:
+    title, _, _ = _row(conn, "S61.412A")
+    assert title.lower().startswith("laceration without foreign body of left hand")
+    top = engine.search("lac L hand w/o FB, initial", limit=3)
+    assert top[0].code == "S61.412A", [h.code for h in top]
+    assert all("with foreign body" not in h.title.lower() for h in top)
+
+
+def test_a_side_inside_a_phrase_in_another_order(engine: SearchEngine) -> None:
+    # "inguinal hernia repair" is a synonym phrase; coders also write "repair right inguinal
+    # hernia", and "with mesh" makes it a Supplement with Synthetic Substitute.
+    top = engine.search("open repair right inguinal hernia with mesh", limit=1)[0]
+    assert top.code.startswith("0YU50J") and "Right Inguinal" in top.title

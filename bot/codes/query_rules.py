@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.codes.search_index import SYSTEM_INDEX, raw_words
 
@@ -188,6 +188,11 @@ class Qualifiers:
         active = tuple((group, s) for group, s in zip(OPPOSITES, said, strict=True) if s)
         own_history = bool(words & _HISTORY_WORDS) and not words & _FAMILY_WORDS
         return cls(said, words, without, active, own_history)
+
+    def also_absent(self, words: frozenset[str]) -> Qualifiers:
+        """The same qualifiers, with more words the query wants absent (the synonym readings
+        of a "without" word: "w/o fb" wants no "foreign body")."""
+        return replace(self, without=self.without | words)
 
 
 # Where a negated phrase ends: another negation, or the code's site and encounter

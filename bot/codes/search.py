@@ -670,6 +670,17 @@ class SearchEngine:
         qualifiers = Qualifiers.of(tokens)
         with self._lock:
             state = self._state()
+            if qualifiers.without:
+                # "w/o fb": a title "with foreign body" answers another question too.
+                readings = frozenset(
+                    tok
+                    for word in qualifiers.without
+                    for exp in state.synonyms.get((word,), ())
+                    for tok in exp.tokens
+                    if tok != word
+                )
+                if readings:
+                    qualifiers = qualifiers.also_absent(readings)
             origin: dict[int, int] | None = {} if explain else None
             scores, variants = self._score_query(
                 state, tokens, sys_index, head, origin, intent, qualifiers
@@ -841,7 +852,7 @@ class SearchEngine:
                     break
             # A longer phrase that a side word interrupts wins ("orif right ankle fracture"
             # holds "orif ankle"): the side stays a word of the query, after the expansion.
-            match = _side_inside(surface, i, syn, state.max_phrase, match)
+            match = _side_inside(surface, i, syn, state.unordered, state.max_phrase, match)
             if match is not None:
                 matches.append(match)
                 i = match[1]
@@ -1560,11 +1571,13 @@ def _side_inside(
     surface: Sequence[str],
     start: int,
     synonyms: dict[tuple[str, ...], tuple[_Synonym, ...]],
+    unordered: dict[tuple[str, ...], tuple[_Synonym, ...]],
     longest: int,
     found: tuple[int, int, tuple[_Synonym, ...], int] | None,
 ) -> tuple[int, int, tuple[_Synonym, ...], int] | None:
-    """The synonym phrase starting at `start` with one side word inside it, when it is
-    longer (without the side) than `found`, the phrase found as typed; else `found`."""
+    """The synonym phrase starting at `start` with one side word inside it (in order, or a
+    short one in any order: "repair right inguinal hernia"), when it is longer (without the
+    side) than `found`, the phrase found as typed; else `found`."""
     best = found
     best_length = found[1] - found[0] if found is not None else 0
     for side in range(start + 1, min(start + longest, len(surface) - 1)):
@@ -1574,7 +1587,10 @@ def _side_inside(
             length = end - start - 1
             if length > longest or length <= best_length:
                 continue
-            phrase = synonyms.get((*surface[start:side], *surface[side + 1 : end]))
+            words = (*surface[start:side], *surface[side + 1 : end])
+            phrase = synonyms.get(words) or (
+                unordered.get(tuple(sorted(words))) if length <= UNORDERED_MAX else None
+            )
             if phrase:
                 best, best_length = (start, end, phrase, side), length
                 break
