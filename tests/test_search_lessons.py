@@ -211,3 +211,21 @@ def test_a_side_inside_a_phrase_in_another_order(engine: SearchEngine) -> None:
     # hernia", and "with mesh" makes it a Supplement with Synthetic Substitute.
     top = engine.search("open repair right inguinal hernia with mesh", limit=1)[0]
     assert top.code.startswith("0YU50J") and "Right Inguinal" in top.title
+
+
+def test_answers_do_not_depend_on_earlier_queries(codes_db_path: Path) -> None:
+    # Terms, titles and context factors are kept between queries; a fresh engine and one
+    # that has answered other queries first must give the same hits and scores.
+    queries = ["acute renal failure", "orif right ankle fracture", "exema", "dm2 with ckd 3"]
+    fresh = SearchEngine.open(codes_db_path)
+    used = SearchEngine.open(codes_db_path)
+    try:
+        for other in ("fracture", "fractured femur", "left kidney cyst", "renal", "ankle"):
+            used.search(other)
+        for query in queries:
+            a = [(h.code, h.score) for h in fresh.search(query)]
+            b = [(h.code, h.score) for h in used.search(query)]
+            assert a == b and a, query
+    finally:
+        fresh.close()
+        used.close()

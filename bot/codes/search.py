@@ -129,6 +129,8 @@ MAX_LIMIT = 100
 CANDIDATE_CAP = 400  # documents scored per variant at most (the best by prior)
 SKIP_ONE_CAP = 150  # few full matches: the best documents missing one term, per term
 ANY_TERM_CAP = 60  # still few: the best documents holding any one term, per term
+TERM_CACHE_SIZE = 20_000  # query terms kept between queries (see SearchEngine._term)
+TERM_CACHE_DOCS = 4_000_000  # documents their merged lists may hold in all (16 MB)
 TITLE_CACHE_SIZE = 50_000  # title token tuples kept between queries (see _Loaded.title_tokens)
 UNORDERED_MAX = 4  # synonym phrases of up to this many words also match in any order
 RERANK_DEPTH = 20  # documents per variant that get the title adjacency check
@@ -447,6 +449,11 @@ class SearchEngine:
         self._loaded: _Loaded | None = None
         self._cache: dict[str, Postings | None] = {}
         self._pcs_words: dict[tuple[str, ...], bool] = {}
+        # Terms of earlier queries ("left", "fracture" with "fractured"): merging a term's
+        # alternative lists is most of building it. Bounded by the documents the merged
+        # lists hold (TERM_CACHE_DOCS), then started over.
+        self._terms: dict[tuple[tuple[str, float], ...], _Term | None] = {}
+        self._terms_docs = 0
         try:
             row = conn.execute("SELECT value FROM search_meta WHERE key = 'version'").fetchone()
         except sqlite3.Error as exc:
@@ -623,7 +630,19 @@ class SearchEngine:
         return None
 
     def _term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
-        """Postings and IDF of one query term given its alternative tokens."""
+        """Postings and IDF of one query term given its alternative tokens (kept)."""
+        key = tuple(alts_in)
+        if key in self._terms:
+            return self._terms[key]
+        term = self._new_term(state, alts_in)
+        merged = len(term.every) if term is not None and len(term.alts) > 1 else 0
+        if self._terms_docs + merged > TERM_CACHE_DOCS or len(self._terms) >= TERM_CACHE_SIZE:
+            self._terms, self._terms_docs = {}, 0
+        self._terms[key] = term
+        self._terms_docs += merged
+        return term
+
+    def _new_term(self, state: _Loaded, alts_in: Sequence[tuple[str, float]]) -> _Term | None:
         alts: list[tuple[Postings, float]] = []
         names: list[str] = []
         for tok, quality in alts_in:
