@@ -229,3 +229,9 @@ def test_answers_do_not_depend_on_earlier_queries(codes_db_path: Path) -> None:
     finally:
         fresh.close()
         used.close()
+
+
+def test_a_body_part_word_inside_a_synonym_phrase_stays_asked_for(engine: SearchEngine) -> None:
+    # "egd with biopsy" is a synonym phrase; "gastric" (stomach) names where.
+    top = engine.search("egd with gastric biopsy", limit=1)[0]
+    assert top.code == "0DB68ZX" and "Stomach" in top.title, top

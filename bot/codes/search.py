@@ -120,7 +120,7 @@ from bot.codes.search_index import (
     tokenize,
 )
 from bot.codes.sound_alike import sound_alike_spellings
-from bot.codes.word_forms import other_forms
+from bot.codes.word_forms import WORD_FORMS, other_forms
 from bot.model import CodeRef, CodeSystem, SearchHit
 
 MAX_QUERY_CHARS = 256  # longer input is cut: nobody types a paragraph into a code search
@@ -869,8 +869,8 @@ class SearchEngine:
                 if found:
                     match = (i, i + n, found, -1)
                     break
-            # A longer phrase that a side word interrupts wins ("orif right ankle fracture"
-            # holds "orif ankle"): the side stays a word of the query, after the expansion.
+            # A longer phrase that a side or body-part word interrupts wins ("orif right ankle
+            # fracture" holds "orif ankle"): that word stays a query word, after the expansion.
             match = _side_inside(surface, i, syn, state.unordered, state.max_phrase, match)
             if match is not None:
                 matches.append(match)
@@ -1584,6 +1584,10 @@ def _synonym_note(phrase: str, synonym: _Synonym) -> str:
 
 
 _SIDE_WORDS = frozenset({"right", "left", "bilateral"})
+# Words that may interrupt a synonym phrase and stay words of their own: a side, or a body
+# part or condition word with another form ("egd with gastric biopsy" holds "egd with
+# biopsy", "gastric" still asked for).
+_INTERRUPTING = _SIDE_WORDS | frozenset(WORD_FORMS)
 
 
 def _side_inside(
@@ -1594,13 +1598,14 @@ def _side_inside(
     longest: int,
     found: tuple[int, int, tuple[_Synonym, ...], int] | None,
 ) -> tuple[int, int, tuple[_Synonym, ...], int] | None:
-    """The synonym phrase starting at `start` with one side word inside it (in order, or a
-    short one in any order: "repair right inguinal hernia"), when it is longer (without the
-    side) than `found`, the phrase found as typed; else `found`."""
+    """The synonym phrase starting at `start` with one interrupting word inside it (a side,
+    or a body part or condition word: `_INTERRUPTING`; the phrase in order, or a short one in
+    any order: "repair right inguinal hernia"), when it is longer (without that word) than
+    `found`, the phrase found as typed; else `found`."""
     best = found
     best_length = found[1] - found[0] if found is not None else 0
     for side in range(start + 1, min(start + longest, len(surface) - 1)):
-        if surface[side] not in _SIDE_WORDS:
+        if surface[side] not in _INTERRUPTING:
             continue
         for end in range(len(surface), side + 1, -1):
             length = end - start - 1
