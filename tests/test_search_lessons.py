@@ -135,15 +135,11 @@ def test_a_listed_without_clause_is_the_default(
 
 
 def test_a_title_of_the_query_words_in_another_order_is_exact(
-    engine: SearchEngine, codes_db_path: Path
+    engine: SearchEngine, conn: sqlite3.Connection
 ) -> None:
-    db = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT code, title FROM codes WHERE system = 'hcpcs' AND code IN ('E3', 'E4')"
-        ).fetchall()
-    finally:
-        db.close()
+    rows = conn.execute(
+        "SELECT code, title FROM codes WHERE system = 'hcpcs' AND code IN ('E3', 'E4')"
+    ).fetchall()
     titles = {code: title.lower() for code, title in rows}
     # The modifiers say "Upper right, eyelid"; coders say "right upper eyelid", as do many
     # ICD-10-CM titles that add a condition word ("Chalazion right upper eyelid").
@@ -163,13 +159,9 @@ def test_a_misspelt_synonym_is_read_as_the_synonym(engine: SearchEngine) -> None
 
 
 def test_a_route_the_descriptor_does_not_name_costs_little(
-    engine: SearchEngine, codes_db_path: Path
+    engine: SearchEngine, conn: sqlite3.Connection
 ) -> None:
-    db = sqlite3.connect(f"file:{codes_db_path}?mode=ro", uri=True)
-    try:
-        (title,) = db.execute("SELECT title FROM codes WHERE code = 'J0178'").fetchone()
-    finally:
-        db.close()
+    (title,) = conn.execute("SELECT title FROM codes WHERE code = 'J0178'").fetchone()
     assert "aflibercept" in title.lower() and "intravitreal" not in title.lower()
     assert engine.search("eylea 2 mg intravitreal")[0].code == "J0178"
 

@@ -751,17 +751,14 @@ class SearchEngine:
         mentioned = context_mask(said)
         seconds: dict[int, float] = {}
         memo = _QueryMemo()
-        term_memo: dict[tuple[tuple[str, float], ...], _Term | None] = {}
         done: set[frozenset[tuple[str, ...]]] = set()
         for number, (slots, weight, head_slot, _notes) in enumerate(variants):
             terms: list[_Term] = []
             head_term: _Term | None = None
             dropped = 0
             for k, alts in enumerate(slots):
-                slot_key = tuple(alts)
-                if slot_key not in term_memo:  # variants share most of their terms
-                    term_memo[slot_key] = self._term(state, alts) if alts else None
-                term = term_memo[slot_key]
+                # Variants share most of their terms: `_term` keeps them across queries too.
+                term = self._term(state, alts) if alts else None
                 if term is None:
                     dropped += 1
                 elif all(t.tokens != term.tokens for t in terms):  # a repeat adds nothing
